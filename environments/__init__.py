@@ -1,0 +1,15 @@
+"""Environments: the protocol every part of Lachesis speaks, and the built-in environments."""
+
+from .env import EpisodeOver, Env, Observation, ResetOptions
+from .reasoning import Parsed, parse_reasoning
+from .registry import EnvSpec, make, register, spec, specs
+from .tasks import DatasetTasks, ProceduralTasks, TaskSource, split_of
+from .types import Completion, Group, Message, Score, Task, ToolCall, ToolSpec, Trajectory, Usage
+
+register("arithmetic", "environments.arithmetic:ArithmeticEnv")
+
+__all__ = [
+    "Completion", "DatasetTasks", "Env", "EnvSpec", "EpisodeOver", "Group", "Message", "Observation",
+    "Parsed", "ProceduralTasks", "ResetOptions", "Score", "Task", "TaskSource", "ToolCall", "ToolSpec",
+    "Trajectory", "Usage", "make", "parse_reasoning", "register", "spec", "specs", "split_of",
+]
