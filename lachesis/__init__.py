@@ -1,1 +1,1 @@
-"""lachesis"""
+"""The single `lachesis` command line; the substance lives in the top-level packages."""
