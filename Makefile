@@ -1,0 +1,18 @@
+# Two entry points, each creating or reusing the local virtual environment .venv idempotently.
+PY ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q torch==2.13.0  # this machine's CPU wheel, first: never a CUDA build
+	$(VENV)/bin/pip install -q -e '.[all,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/lachesis demo
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q
