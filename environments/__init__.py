@@ -2,11 +2,12 @@
 
 from .env import EpisodeOver, Env, Observation, ResetOptions
 from .reasoning import Parsed, parse_reasoning
-from .registry import EnvSpec, make, register, spec, specs
+from .registry import EnvSpec, discover, make, register, spec, specs
 from .tasks import DatasetTasks, ProceduralTasks, TaskSource, split_of
 from .types import Completion, Group, Message, Score, Task, ToolCall, ToolSpec, Trajectory, Usage
 
 register("arithmetic", "environments.arithmetic:ArithmeticEnv")
+discover()  # third-party environments, so their gymnasium ids exist right after `import environments`
 
 __all__ = [
     "Completion", "DatasetTasks", "Env", "EnvSpec", "EpisodeOver", "Group", "Message", "Observation",

@@ -9,6 +9,7 @@ Title is the class name without its `Env` suffix (ArithmeticEnv → lachesis/Ari
 from __future__ import annotations
 
 import importlib
+import warnings
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
@@ -64,24 +65,28 @@ def register(name: str, env_cls: type[Env] | str) -> EnvSpec:
     return spec
 
 
-def _discover() -> None:
+def discover() -> None:
+    """Register third-party environments from entry points, once (at `import environments`)."""
     global _discovered
     if _discovered:
         return
     _discovered = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        register(ep.name, ep.value)
+        try:
+            register(ep.name, ep.value)
+        except Exception as exc:  # one broken plugin must not take every environment down with it
+            warnings.warn(f"skipping environment {ep.name!r} from {ep.value!r}: {exc}", stacklevel=2)
 
 
 def specs() -> list[EnvSpec]:
     """Every registered environment, each name at every version, sorted."""
-    _discover()
+    discover()
     return sorted(_specs.values(), key=lambda s: (s.name, s.version))
 
 
 def spec(name: str, version: int | None = None) -> EnvSpec:
     """The spec of `name` at `version`, or at its newest version."""
-    _discover()
+    discover()
     versions = sorted(v for (n, v) in _specs if n == name)
     if not versions:
         known = ", ".join(sorted({n for n, _ in _specs})) or "none"
