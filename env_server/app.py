@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import logging
 import signal
 import sys
 import time
@@ -31,6 +32,7 @@ from .openapi import openapi_document
 from .store import TrajectoryStore
 
 MiB = 1 << 20
+log = logging.getLogger("lachesis.server")
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,9 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
         if exc.status < 400:
             raise
         return web.json_response({"error": exc.reason, "fields": []}, status=exc.status)
+    except Exception as exc:  # a bug or an I/O failure: logged, and answered as JSON so clients retry
+        log.exception("internal error on %s %s", request.method, request.path)
+        return web.json_response({"error": f"internal error: {type(exc).__name__}", "fields": []}, status=500)
 
 
 @web.middleware
