@@ -57,11 +57,15 @@ def register(name: str, env_cls: type[Env] | str) -> EnvSpec:
     existing = _specs.get((name, spec.version))
     if existing is not None and existing.cls is not cls:
         raise ValueError(f"environment {name!r} v{spec.version} is already registered to {existing.cls.__qualname__}")
+    gym_kwargs = {"name": name, "version": spec.version}
+    taken = gymnasium.registry.get(spec.gym_id)
+    if taken is not None and taken.kwargs != gym_kwargs:
+        raise ValueError(f"gymnasium id {spec.gym_id} already belongs to environment {taken.kwargs}; rename the class")
     _specs[(name, spec.version)] = spec
-    if spec.gym_id not in gymnasium.registry:
+    if taken is None:
         from .gym import GymEnv  # gymnasium's sync view; imported late to avoid a cycle
 
-        gymnasium.register(spec.gym_id, entry_point=GymEnv, kwargs={"name": name, "version": spec.version})
+        gymnasium.register(spec.gym_id, entry_point=GymEnv, kwargs=gym_kwargs)
     return spec
 
 

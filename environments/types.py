@@ -31,6 +31,18 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, arbitrary_types_allowed=True)
 
+    def __eq__(self, other: Any) -> bool:
+        # pydantic's __eq__ compares field dicts with ==, which raises on numpy arrays of length != 1
+        if type(self) is not type(other):
+            return NotImplemented
+        return all(_field_equal(getattr(self, k), getattr(other, k)) for k in type(self).model_fields)
+
+
+def _field_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.array_equal(a, b)
+    return bool(a == b)
+
 
 def _array(dtype: Any, kind: str):
     """A 1-D numpy array field: accepts a list or an ndarray, serialises to a list in JSON."""
@@ -47,10 +59,15 @@ def _array(dtype: Any, kind: str):
                 raise ValueError("must be a list of numbers")
             if kind == "i" and any(isinstance(v, float) for v in value):
                 raise ValueError("must be a list of integers")
-            arr = np.asarray(value, dtype=np.float64 if kind == "f" else np.int64)
+            try:
+                arr = np.asarray(value, dtype=np.float64 if kind == "f" else np.int64)
+            except OverflowError:  # an int beyond int64/float64: reject as a validation error, not a crash
+                raise ValueError("values out of range") from None
         else:
             raise ValueError("must be a list of numbers")
         if kind == "f":
+            with np.errstate(over="ignore"):
+                arr = arr.astype(dtype, copy=False)  # check after the cast: 1e300 is finite in float64 only
             if not np.isfinite(arr).all():
                 raise ValueError("must contain only finite numbers")
         elif arr.size and (arr.min() < 0 or arr.max() > np.iinfo(np.int32).max):

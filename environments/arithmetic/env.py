@@ -73,7 +73,10 @@ def parse_number(raw: str) -> Fraction | None:
     s = re.sub(r"(?<=\d),(?=\d{3}(\D|$))", "", s)  # thousands separators
     s = s.removesuffix(".")
     if m := _FRAC.match(s):
-        num, den = int(m[1]), int(m[2])
+        try:
+            num, den = int(m[1]), int(m[2])
+        except ValueError:  # beyond Python's int-string conversion limit (4,300 digits)
+            return None
         return Fraction(num, den) if den else None
     if not _NUMBER.match(s):
         return None
