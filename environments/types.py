@@ -1,8 +1,9 @@
 """Core types shared by every part of Lachesis (DESIGN §2).
 
 Everything that crosses a process or network boundary is one of these pydantic models. They are strict:
-unknown fields are rejected and numbers must be finite, so bad input fails at the edge with the name of
-the offending field instead of poisoning a store or a training batch downstream.
+unknown fields are rejected, numbers must be finite, and free-form fields hold JSON values only (what
+arrives as msgpack can always be served as JSON). Bad input fails at the edge with the name of the
+offending field instead of poisoning a store or a training batch downstream.
 
 Token-level arrays (`tokens`, `masks`, `logprobs`) are held as numpy arrays: a group of 8 × 2,048 tokens
 is validated in microseconds instead of element by element, and travels as raw bytes over msgpack.
@@ -18,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     PlainSerializer,
     WithJsonSchema,
     model_validator,
@@ -29,7 +31,7 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, arbitrary_types_allowed=True)
 
     def __eq__(self, other: Any) -> bool:
         # pydantic's __eq__ compares field dicts with ==, which raises on numpy arrays of length != 1
@@ -93,13 +95,13 @@ class ToolSpec(Strict):
     type: Literal["function"] = "function"
     name: str = Field(min_length=1, max_length=256)
     description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    parameters: dict[str, JsonValue] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
 class ToolCall(Strict):
     id: str = ""
     name: str = Field(min_length=1)
-    arguments: dict[str, Any] = Field(default_factory=dict)
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
 
 
 class Message(Strict):
@@ -119,7 +121,7 @@ class Task(Strict):
     prompt: list[Message] = Field(min_length=1)
     tools: list[ToolSpec] | None = None
     reasoning: bool = False  # the answer must follow exactly one closed <think>…</think> block
-    verifier: dict[str, Any] = Field(default_factory=dict)
+    verifier: dict[str, JsonValue] = Field(default_factory=dict)
 
 
 class Usage(Strict):
@@ -146,7 +148,7 @@ class Score(Strict):
 
     reward: FiniteFloat
     accepted: bool
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, JsonValue] = Field(default_factory=dict)
     error: str | None = None
 
 
@@ -186,9 +188,10 @@ class Group(Strict):
     env_version: int = Field(default=0, ge=0)
     task_id: str = Field(min_length=1, max_length=512)
     policy: str | None = Field(default=None, max_length=256)  # the producing policy's name
-    policy_version: int = Field(default=0, ge=0)  # lets the store filter stale data for online training
+    # lets the store filter stale data for online training; at most 2**63-1, the largest SQLite INTEGER
+    policy_version: int = Field(default=0, ge=0, le=2**63 - 1)
     trajectories: list[Trajectory] = Field(min_length=1)
-    meta: dict[str, Any] = Field(default_factory=dict)
+    meta: dict[str, JsonValue] = Field(default_factory=dict)
 
     @property
     def num_tokens(self) -> int:

@@ -18,6 +18,7 @@ class ServerProcess:
     proc: subprocess.Popen
     url: str
     data_dir: Path
+    log: Path  # the server's stderr
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:
@@ -26,14 +27,17 @@ class ServerProcess:
 
 
 def start_server(data_dir: Path, *args: str) -> ServerProcess:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lachesis", "serve", "--port", "0", "--data-dir", str(data_dir), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    line = proc.stdout.readline()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir.parent / f"{data_dir.name}.log"  # a file, not a pipe: an unread pipe fills and blocks the server
+    with open(log, "ab") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lachesis", "serve", "--port", "0", "--data-dir", str(data_dir), *args],
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    line = proc.stdout.readline()  # the server prints this one line, then logs to stderr only
     if "listening on " not in line:
         proc.kill()
-        raise RuntimeError(f"server did not start: {line!r} {proc.stderr.read()}")
-    return ServerProcess(proc, line.split("listening on ")[1].split()[0], data_dir)
+        raise RuntimeError(f"server did not start: {line!r} {log.read_text()}")
+    return ServerProcess(proc, line.split("listening on ")[1].split()[0], data_dir, log)
 
 
 @pytest.fixture

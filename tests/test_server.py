@@ -155,7 +155,7 @@ def test_sigterm_is_graceful_and_data_survives_restart(server, tmp_path):
 
     call(server, fill)
     assert server.stop(signal.SIGTERM) == 0
-    assert "shutting down" in server.proc.stderr.read()
+    assert "shutting down" in server.log.read_text()
     restarted = start_server(server.data_dir)
     try:
         stats = call(restarted, lambda c: c.stats())
