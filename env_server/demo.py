@@ -7,34 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import shutil
-import signal
-import sys
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import environments
 from environments import Completion, Group, Message, Trajectory
 
 from .client import EnvServerClient, ServerError
-
-
-@asynccontextmanager
-async def server_process(data_dir: Path, *extra: str):
-    """`lachesis serve` on a free loopback port as a child process; yields its base URL; SIGTERM on exit."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lachesis", "serve", "--port", "0", "--data-dir", str(data_dir), *extra,
-        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-        if "listening on " not in line:
-            raise RuntimeError(f"server did not start: {line!r}")
-        yield line.split("listening on ")[1].split()[0], proc
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            await proc.wait()
+from .process import lachesis_process
 
 
 def _answers(task: environments.Task) -> list[str]:
@@ -48,7 +28,7 @@ async def run_demo(workdir: Path) -> int:
     env = environments.make("arithmetic")
     tasks = list(env.tasks().iter("train", limit=8))
 
-    async with server_process(data_dir) as (url, _), EnvServerClient(url) as client:
+    async with lachesis_process("serve", "--port", "0", "--data-dir", str(data_dir)) as url, EnvServerClient(url) as client:
         print(f"server: {url}")
         for e in await client.envs():
             print(f"env: {e['name']} v{e['version']} ({e['gym_id']}): {e['description']}")
@@ -89,7 +69,7 @@ async def run_demo(workdir: Path) -> int:
         print(f"stats: {await client.stats()}")
 
     print("\nserver stopped with SIGTERM; restarting on the same data directory")
-    async with server_process(data_dir) as (url, _), EnvServerClient(url) as client:
+    async with lachesis_process("serve", "--port", "0", "--data-dir", str(data_dir)) as url, EnvServerClient(url) as client:
         stats = await client.stats()
         print(f"stats after restart: {stats}")
         rest = await client.lease(max_groups=100)

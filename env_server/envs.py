@@ -39,6 +39,7 @@ def describe(spec: environments.EnvSpec) -> dict[str, Any]:
         "version": spec.version,
         "gym_id": spec.gym_id,
         "description": spec.description,
+        "multi_turn": spec.cls.multi_turn,
         "task_schema": Task.model_json_schema(),
         "action_schema": Message.model_json_schema(),
         "observation_schema": Observation.model_json_schema(),

@@ -39,6 +39,7 @@ StepResult = tuple[Observation, float, bool, bool, dict[str, Any]]
 
 class Env(ABC):
     version: ClassVar[int] = 0  # bump whenever the verifier's verdicts can change
+    multi_turn: ClassVar[bool] = False  # episodes continue after the first answer (played through sessions)
 
     def __init__(self, name: str, **config: Any):
         self.name = name

@@ -131,6 +131,7 @@ class Usage(Strict):
 
 class Completion(Strict):
     text: str
+    tool_calls: list[ToolCall] | None = None  # OpenAI-style structured calls, when the engine parsed them
     token_ids: TokenArray | None = None
     logprobs: LogprobArray | None = None
     finish_reason: Literal["stop", "length", "tool_calls", "abort"] | None = None

@@ -71,6 +71,22 @@ def _store(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollout(args: argparse.Namespace) -> int:
+    from rollout.config import RolloutConfig
+    from rollout.run import run_rollout
+
+    try:
+        config = RolloutConfig.load(args.config)
+    except ValueError as exc:
+        print(f"lachesis rollout: {exc}", file=sys.stderr)
+        return 2
+    if args.policy:
+        config = config.model_copy(update={"policy": {**config.policy, "kind": args.policy}})
+    summary = asyncio.run(run_rollout(config))
+    print(summary.table())
+    return 1 if summary.failed else 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from env_server.demo import run_demo
 
@@ -108,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--url", default="http://127.0.0.1:8000", help="server address (default http://127.0.0.1:8000)")
     stats.add_argument("--token", default=token, help="bearer token (default: $LACHESIS_TOKEN)")
     st.set_defaults(func=_store)
+
+    r = sub.add_parser("rollout", help="sample, verify and rejection-sample tasks on a Ray cluster",
+                       description="Run a rollout described by a TOML config: Ray actors sample n completions per "
+                                   "task from the policy, the environment server scores them, accepted ones are kept "
+                                   "(up to k distinct per task) in Parquet shards under out_dir. A killed run resumes "
+                                   "where it stopped.")
+    r.add_argument("config", help="TOML file (see rollout/config.py for every field)")
+    r.add_argument("--policy", help="override policy.kind, e.g. my_pkg.my_module:MyPolicy")
+    r.set_defaults(func=_rollout)
 
     d = sub.add_parser("demo", help="the main job on the embedded default: start a server and drive it end to end")
     d.add_argument("--workdir", default="runs/demo", help="scratch directory (default runs/demo)")

@@ -1,0 +1,177 @@
+"""The rollout driver: start (or join) a Ray cluster, spread tasks over rollout actors, requeue the tasks of
+an actor that dies, write Parquet shards as results arrive, and resume a killed run from its manifest.
+
+`policy.kind = "embedded"` starts the embedded policy server for the run; no `env_server` URL starts an
+environment server for the run. Both are real processes, stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from env_server.process import lachesis_process
+
+from .config import RolloutConfig
+from .shards import ShardWriter
+from .worker import RolloutWorker
+
+
+@dataclass
+class EnvTotals:
+    tasks: int = 0
+    samples: int = 0
+    accepted: int = 0
+    kept: int = 0
+    duplicates: int = 0
+    overlong: int = 0
+
+    @property
+    def accept_rate(self) -> float:
+        return self.accepted / self.samples if self.samples else 0.0
+
+
+@dataclass
+class Summary:
+    envs: dict[str, EnvTotals] = field(default_factory=dict)
+    tokens: int = 0
+    seconds: float = 0.0
+    skipped: int = 0  # already done by an earlier run
+    failed: list[str] = field(default_factory=list)  # task keys that exhausted their attempts
+    requeued: int = 0  # tasks rerun after an actor died or the engine failed
+    engine_retries: int = 0
+    out_dir: str = ""
+
+    def table(self) -> str:
+        lines = [f"{'env':<16}{'tasks':>7}{'samples':>9}{'accepted':>10}{'rate':>8}{'kept':>7}{'dups':>6}{'overlong':>10}"]
+        for name, t in sorted(self.envs.items()):
+            lines.append(f"{name:<16}{t.tasks:>7}{t.samples:>9}{t.accepted:>10}{t.accept_rate:>8.1%}{t.kept:>7}"
+                         f"{t.duplicates:>6}{t.overlong:>10}")
+        rate = self.tokens / self.seconds if self.seconds else 0.0
+        lines.append(f"{self.seconds:.1f} s, {rate:.0f} generated tokens/s; skipped (done before) {self.skipped}, "
+                     f"requeued {self.requeued}, failed {len(self.failed)}, engine retries {self.engine_retries}")
+        lines.append(f"output: {self.out_dir}")
+        return "\n".join(lines)
+
+
+def work_items(config: RolloutConfig) -> list[dict[str, Any]]:
+    return [{"key": f"{e.name}/{e.split}/{i}", "env": e.name, "split": e.split, "index": i,
+             "reasoning": e.reasoning, "max_turns": e.max_turns}
+            for e in config.envs for i in range(e.start, e.start + e.tasks)]
+
+
+async def run_rollout(config: RolloutConfig, *, progress: bool = True) -> Summary:
+    out = Path(config.out_dir)
+    writer = ShardWriter(out)
+    items = work_items(config)
+    pending = [it for it in items if it["key"] not in writer.done]
+    summary = Summary(skipped=len(items) - len(pending), out_dir=str(out))
+    if not pending:
+        return summary
+    async with AsyncExitStack() as stack:
+        policy = dict(config.policy)
+        if policy.get("kind") == "embedded":
+            model = policy.pop("model", None)
+            url = await stack.enter_async_context(lachesis_process(
+                "policy", "serve", "--port", "0", *(["--model", model] if model else [])))
+            policy = {"kind": "sglang", "urls": [url], **{k: v for k, v in policy.items() if k != "kind"}}
+        env_url = config.env_server or await stack.enter_async_context(lachesis_process(
+            "serve", "--port", "0", "--data-dir", str(out / "store")))
+        await _drive(config, policy, env_url, pending, writer, summary, progress)
+    return summary
+
+
+async def _drive(config: RolloutConfig, policy: dict[str, Any], env_url: str, pending: list[dict[str, Any]],
+                 writer: ShardWriter, summary: Summary, progress: bool) -> None:
+    import ray
+    from ray.exceptions import RayActorError
+
+    if not ray.is_initialized():
+        ray.init(address=config.ray_address, num_cpus=None if config.ray_address else os.cpu_count(),
+                 include_dashboard=False, log_to_driver=False)
+    actor_cls = ray.remote(RolloutWorker)
+    cfg = config.model_dump(mode="json")
+    actors = [actor_cls.options(max_concurrency=config.concurrency, max_restarts=3, num_cpus=config.worker_cpus)
+              .remote(cfg, policy, env_url) for _ in range(config.workers)]
+    load = [0] * len(actors)
+    attempts: dict[str, int] = {}
+    in_flight: dict[asyncio.Future, tuple[dict[str, Any], int]] = {}
+    buffer: list[dict[str, Any]] = []
+    bar = _progress_bar(len(pending), progress)
+    start = time.perf_counter()
+    queue = list(reversed(pending))  # pop() from the end keeps task order
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < config.workers * config.concurrency:
+                item = queue.pop()
+                a = min(range(len(actors)), key=load.__getitem__)
+                load[a] += 1
+                attempts[item["key"]] = attempts.get(item["key"], 0) + 1
+                in_flight[asyncio.ensure_future(actors[a].run_task.remote(item))] = (item, a)
+            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            for fut in done:
+                item, a = in_flight.pop(fut)
+                load[a] -= 1
+                try:
+                    result = fut.result()
+                except RayActorError:  # the actor died: Ray restarts it; its in-flight tasks go back in the queue
+                    result = {"key": item["key"], "error": "rollout actor died"}
+                if "error" in result:
+                    if attempts[item["key"]] < config.max_task_attempts:
+                        summary.requeued += 1
+                        queue.append(item)
+                    else:
+                        summary.failed.append(item["key"])
+                    continue
+                _account(summary, result)
+                buffer.append(result)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(_postfix(summary, time.perf_counter() - start), refresh=False)
+                if len(buffer) >= config.shard_tasks:
+                    writer.write(buffer)
+                    buffer = []
+        if buffer:
+            writer.write(buffer)
+    finally:
+        summary.seconds = time.perf_counter() - start
+        if bar is not None:
+            bar.close()
+        for actor in actors:
+            try:
+                summary.engine_retries += await actor.engine_retries.remote()
+                await actor.close.remote()
+            except RayActorError:
+                pass
+            ray.kill(actor)
+
+
+def _account(summary: Summary, result: dict[str, Any]) -> None:
+    totals = summary.envs.setdefault(result["env"], EnvTotals())
+    totals.tasks += 1
+    totals.samples += result["samples"]
+    totals.accepted += result["accepted_samples"]
+    totals.kept += len(result["accepted"])
+    totals.duplicates += result["duplicates"]
+    totals.overlong += result["overlong"]
+    summary.tokens += result["tokens"]
+
+
+def _postfix(summary: Summary, seconds: float) -> dict[str, str]:
+    samples = sum(t.samples for t in summary.envs.values())
+    accepted = sum(t.accepted for t in summary.envs.values())
+    return {"samples": str(samples), "accept": f"{accepted / max(1, samples):.0%}",
+            "tok/s": f"{summary.tokens / max(seconds, 1e-9):.0f}", "requeued": str(summary.requeued)}
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="rollout", unit="task", dynamic_ncols=True)
