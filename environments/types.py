@@ -164,6 +164,7 @@ class Trajectory(Strict):
     score: Score | None = None
     finish_reason: str | None = None
     overlong: bool = False
+    usage: Usage | None = None
     timings: dict[str, FiniteFloat] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -42,7 +42,7 @@ def _trajectory(chat: list[Message], task: Task, completion: Completion, score: 
         messages=[*chat, assistant_message(task, completion)],
         tokens=completion.token_ids, logprobs=completion.logprobs,
         masks=None if completion.token_ids is None else [1] * len(completion.token_ids),
-        reward=score.reward, score=score, finish_reason=completion.finish_reason,
+        reward=score.reward, score=score, finish_reason=completion.finish_reason, usage=completion.usage,
         overlong=completion.finish_reason == "length", timings={"generate_s": seconds})
 
 

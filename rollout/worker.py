@@ -62,7 +62,7 @@ class RolloutWorker:
             "accepted_samples": sum(bool(t.score and t.score.accepted) for t in trajectories),
             "duplicates": chosen.duplicates,
             "overlong": sum(t.overlong for t in trajectories),
-            "tokens": sum(t.num_tokens for t in trajectories),
+            "tokens": sum(t.usage.completion_tokens if t.usage else t.num_tokens for t in trajectories),
         }
 
     def engine_retries(self) -> int:
