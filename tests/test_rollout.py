@@ -194,3 +194,36 @@ def test_killed_driver_resumes_and_killed_actor_is_requeued(tmp_path, canned):
     assert sorted(keys) == sorted(f"arithmetic/train/{i}" for i in range(40))
     ids = [r["id"] for r in rows(out)]
     assert len(ids) == len(set(ids))
+
+
+def test_load_policy_from_module_and_errors(tmp_path, monkeypatch):
+    from rollout.policies import Sampling, load_policy
+
+    (tmp_path / "my_policy_mod.py").write_text(textwrap.dedent('''
+        from environments import Completion
+
+        class EchoPolicy:
+            def __init__(self, prefix="", version=0):
+                self.name, self.version, self.prefix = "echo", version, prefix
+
+            async def generate(self, chat, tools, sampling, n):
+                return [Completion(text=self.prefix + chat[-1].content, finish_reason="stop") for _ in range(n)]
+
+            async def close(self):
+                pass
+
+        class NotAPolicy:
+            pass
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    policy = load_policy({"kind": "my_policy_mod:EchoPolicy", "prefix": "> ", "version": 3})
+    out = asyncio.run(policy.generate([Message(role="user", content="hi")], None, Sampling(), 2))
+    assert [c.text for c in out] == ["> hi", "> hi"] and policy.version == 3
+    with pytest.raises(ValueError, match="does not implement the Policy protocol"):
+        load_policy({"kind": "my_policy_mod:NotAPolicy"})
+    with pytest.raises(ValueError, match="bad configuration"):
+        load_policy({"kind": "my_policy_mod:EchoPolicy", "nope": 1})
+    with pytest.raises(ValueError, match="cannot import"):
+        load_policy({"kind": "no_such_mod:X"})
+    with pytest.raises(ValueError, match="policy.kind is required"):
+        load_policy({})
