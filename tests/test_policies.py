@@ -1,0 +1,125 @@
+"""The endpoint pool behind SGLang/OpenAI policies: balancing, failover, and what is retried."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from environments import Message
+from rollout.policies import EndpointPool, EngineError, RequestError, Sampling
+from rollout.policies.openai import OpenAIPolicy
+
+
+async def _server(handler) -> TestServer:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
+def test_failover_from_dead_and_failing_endpoints():
+    hits = {"bad": 0, "good": 0}
+
+    async def bad(request):
+        hits["bad"] += 1
+        return web.json_response({"error": "overloaded"}, status=503)
+
+    async def good(request):
+        hits["good"] += 1
+        return web.json_response({"ok": True})
+
+    async def go():
+        s_bad, s_good = await _server(bad), await _server(good)
+        pool = EndpointPool(["http://127.0.0.1:9", str(s_bad.make_url("")), str(s_good.make_url(""))],
+                            retries=3, backoff=0.001)
+        try:
+            results = [await pool.post("/x", {}) for _ in range(5)]
+        finally:
+            await pool.close()
+            await s_bad.close()
+            await s_good.close()
+        return results, pool.errors
+
+    results, errors = asyncio.run(go())
+    assert results == [{"ok": True}] * 5 and hits["good"] == 5
+    assert errors >= 2  # the dead and the failing endpoint were each tried, counted, and skipped
+
+
+def test_client_errors_are_not_retried_and_exhaustion_raises_engine_error():
+    calls = []
+
+    async def refuse(request):
+        calls.append(1)
+        return web.json_response({"error": "bad field"}, status=400)
+
+    async def go():
+        server = await _server(refuse)
+        pool = EndpointPool([str(server.make_url(""))], retries=3, backoff=0.001)
+        try:
+            with pytest.raises(RequestError, match="bad field"):
+                await pool.post("/x", {})
+        finally:
+            await pool.close()
+            await server.close()
+        dead = EndpointPool(["http://127.0.0.1:9"], retries=2, backoff=0.001)
+        with pytest.raises(EngineError, match="after 3 attempts"):
+            await dead.post("/x", {})
+        await dead.close()
+
+    asyncio.run(go())
+    assert len(calls) == 1
+
+
+def test_least_in_flight_balancing():
+    seen: list[str] = []
+
+    async def slow(request):
+        seen.append(request.host)
+        await asyncio.sleep(0.05)
+        return web.json_response({})
+
+    async def go():
+        a, b = await _server(slow), await _server(slow)
+        pool = EndpointPool([str(a.make_url("")), str(b.make_url(""))])
+        try:
+            await asyncio.gather(*(pool.post("/x", {}) for _ in range(10)))
+        finally:
+            await pool.close()
+            await a.close()
+            await b.close()
+
+    asyncio.run(go())
+    assert len(set(seen)) == 2 and abs(seen.count(seen[0]) - 5) <= 1
+
+
+def test_openai_policy_parses_choices_logprobs_and_tool_calls():
+    async def chat(request):
+        body = await request.json()
+        assert body["n"] == 2 and body["tools"][0]["function"]["name"] == "f" and body["seed"] == 7
+        choice = {"message": {"role": "assistant", "content": "hi",
+                              "tool_calls": [{"id": "c1", "type": "function",
+                                              "function": {"name": "f", "arguments": "{\"x\": 1}"}}]},
+                  "logprobs": {"content": [{"token": "hi", "logprob": -0.5, "bytes": [104, 105], "top_logprobs": []}]},
+                  "finish_reason": "tool_calls"}
+        return web.json_response({"choices": [choice, {**choice, "finish_reason": "length"}],
+                                  "usage": {"prompt_tokens": 5, "completion_tokens": 2}})
+
+    async def go():
+        from environments import ToolSpec
+
+        server = await _server(chat)
+        policy = OpenAIPolicy(str(server.make_url("")), "m")
+        try:
+            return await policy.generate([Message(role="user", content="q")], [ToolSpec(name="f")], Sampling(seed=7), 2)
+        finally:
+            await policy.close()
+            await server.close()
+
+    first, second = asyncio.run(go())
+    assert first.text == "hi" and first.logprobs.tolist() == [-0.5] and first.finish_reason == "tool_calls"
+    assert first.tool_calls[0].name == "f" and first.tool_calls[0].arguments == {"x": 1}
+    assert second.finish_reason == "length" and first.usage.completion_tokens == 1
