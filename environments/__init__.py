@@ -7,6 +7,7 @@ from .tasks import DatasetTasks, ProceduralTasks, TaskSource, split_of
 from .types import Completion, Group, Message, Score, Task, ToolCall, ToolSpec, Trajectory, Usage
 
 register("arithmetic", "environments.arithmetic:ArithmeticEnv")
+register("tool_calls", "environments.tool_calls:ToolCallsEnv")
 discover()  # third-party environments, so their gymnasium ids exist right after `import environments`
 
 __all__ = [
