@@ -9,6 +9,9 @@ from .types import Completion, Group, Message, Score, Task, ToolCall, ToolSpec, 
 register("arithmetic", "environments.arithmetic:ArithmeticEnv")
 register("tool_calls", "environments.tool_calls:ToolCallsEnv")
 register("answer_format", "environments.answer_format:AnswerFormatEnv")
+register("ifeval", "environments.ifeval:IFEvalEnv")
+register("tool_calls", "environments.tool_calls:ToolCallsEnv")
+register("answer_format", "environments.answer_format:AnswerFormatEnv")
 register("tool_calls", "environments.tool_calls:ToolCallsEnv")
 discover()  # third-party environments, so their gymnasium ids exist right after `import environments`
 
