@@ -30,6 +30,14 @@ class ResetOptions(Strict):
     reasoning: bool | None = None  # override the task's reasoning mode
 
 
+def completion_of(action: Message) -> Completion:
+    """The completion an assistant message stands for, as the verifier should see it."""
+    text = action.content
+    if action.reasoning:  # an engine's reasoning parser handed the think block over separately: put it back
+        text = f"<think>{action.reasoning}</think>{text}"
+    return Completion(text=text, tool_calls=action.tool_calls)
+
+
 class EpisodeOver(RuntimeError):
     """step() after the episode terminated."""
 
@@ -75,7 +83,7 @@ class Env(ABC):
         if action.role != "assistant":
             raise ValueError(f"action.role must be 'assistant', got {action.role!r}")
         self.messages.append(action)
-        score = self.score(self.task, Completion(text=action.content))
+        score = self.score(self.task, completion_of(action))
         self.done = True
         return self.observation(), score.reward, True, False, {"score": score.model_dump(mode="json")}
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..env import EpisodeOver, Env, StepResult
+from ..env import EpisodeOver, Env, StepResult, completion_of
 from ..reasoning import parse_reasoning
 from ..tasks import ProceduralTasks, TaskSource
 from ..types import Completion, Message, Score, Task
@@ -87,7 +87,7 @@ class ToolCallsEnv(Env):
             raise EpisodeOver("the episode is over: call reset() first")
         if action.role != "assistant":
             raise ValueError(f"action.role must be 'assistant', got {action.role!r}")
-        task, completion = self.task, _completion(action)
+        task, completion = self.task, completion_of(action)
         self.messages.append(action)
         calls = self._calls_to_run(task, completion)
         if not calls:
@@ -111,13 +111,6 @@ class ToolCallsEnv(Env):
             return _read(task, completion)[0]
         except FormatError:
             return []  # verify() scores the broken format and ends the episode
-
-
-def _completion(action: Message) -> Completion:
-    text = action.content
-    if action.reasoning:  # an engine's reasoning parser handed the think block over separately: put it back
-        text = f"<think>{action.reasoning}</think>{text}"
-    return Completion(text=text, tool_calls=action.tool_calls)
 
 
 def _read(task: Task, completion: Completion) -> tuple[list[Call], str]:
