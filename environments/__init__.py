@@ -7,12 +7,10 @@ from .tasks import DatasetTasks, ProceduralTasks, TaskSource, split_of
 from .types import Completion, Group, Message, Score, Task, ToolCall, ToolSpec, Trajectory, Usage
 
 register("arithmetic", "environments.arithmetic:ArithmeticEnv")
+register("json_schema", "environments.schema:JSONSchemaEnv")
 register("tool_calls", "environments.tool_calls:ToolCallsEnv")
 register("answer_format", "environments.answer_format:AnswerFormatEnv")
 register("ifeval", "environments.ifeval:IFEvalEnv")
-register("tool_calls", "environments.tool_calls:ToolCallsEnv")
-register("answer_format", "environments.answer_format:AnswerFormatEnv")
-register("tool_calls", "environments.tool_calls:ToolCallsEnv")
 discover()  # third-party environments, so their gymnasium ids exist right after `import environments`
 
 __all__ = [

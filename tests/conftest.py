@@ -44,7 +44,7 @@ def start_server(data_dir: Path, *args: str) -> ServerProcess:
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     srv = start_server(tmp_path / "store", "--verify-workers", "2")
     yield srv
-    srv.stop(signal.SIGKILL)
+    srv.stop()  # SIGTERM: a SIGKILLed server would orphan its verify worker processes
 
 
 @pytest.fixture(scope="module")
@@ -52,4 +52,4 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
     """One server for a whole module, for tests that do not care about the store's exact contents."""
     srv = start_server(tmp_path_factory.mktemp("store"), "--verify-workers", "2")
     yield srv
-    srv.stop(signal.SIGKILL)
+    srv.stop()

@@ -73,7 +73,7 @@ def test_sigkill_under_load_loses_no_acknowledged_group(tmp_path):
 
         served, stats = asyncio.run(drain())
     finally:
-        restarted.stop(signal.SIGKILL)
+        restarted.stop()
 
     assert len(served) == len(set(served)), "a group was served twice"
     assert not set(served) & consumed_before_kill, "an acknowledged lease was served again"

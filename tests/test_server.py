@@ -163,7 +163,7 @@ def test_sigterm_is_graceful_and_data_survives_restart(server, tmp_path):
         batch = call(restarted, lambda c: c.lease(max_groups=10))
         assert [g.group_id for g in batch.groups] == ["g2", "g3", "g4"]
     finally:
-        restarted.stop(signal.SIGKILL)
+        restarted.stop()
 
 
 def test_token_required_beyond_loopback_and_enforced(tmp_path):
