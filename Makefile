@@ -9,6 +9,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q torch==2.13.0  # this machine's CPU wheel, first: never a CUDA build
 	$(VENV)/bin/pip install -q -e '.[all,dev]'
+	$(VENV)/bin/python -c "from rollout.embedded import prepare_default_model as p; print('default model:', p())"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -48,6 +48,8 @@ def _envs(args: argparse.Namespace) -> int:
     for split in ("train", "eval"):
         size = source.size(split)
         print(f"{split} tasks: {'unbounded (procedural)' if size is None else size}")
+    if summary := getattr(spec.cls, "catalog_summary", None):  # environments with a catalog list it
+        print("\n" + summary())
     example = source.get("train", 0)
     print("\nexample task:\n" + json.dumps(example.model_dump(mode="json"), indent=2))
     print("\nschemas: " + ", ".join(k for k in info if k.endswith("_schema")) + " (GET /v1/envs/" + spec.name + ")")
@@ -71,6 +73,12 @@ def _store(args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy_serve(args: argparse.Namespace) -> int:
+    from rollout.embedded import serve_from_args
+
+    return serve_from_args(args)
+
+
 def _rollout(args: argparse.Namespace) -> int:
     from rollout.config import RolloutConfig
     from rollout.run import run_rollout
@@ -88,9 +96,15 @@ def _rollout(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from env_server.demo import run_demo
+    from rollout.main_job import run_main_job
 
-    return asyncio.run(run_demo(Path(args.workdir)))
+    return asyncio.run(run_main_job(Path(args.workdir), tasks=args.tasks, n=args.n, max_tokens=args.max_tokens))
+
+
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    from rollout.embedded.options import add_serve_arguments
+
+    add_serve_arguments(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--token", default=token, help="bearer token (default: $LACHESIS_TOKEN)")
     st.set_defaults(func=_store)
 
+    pol = sub.add_parser("policy", help="the embedded policy server")
+    pol_sub = pol.add_subparsers(dest="action", required=True)
+    ps = pol_sub.add_parser("serve", help="serve a causal LM on the CPU with SGLang's and OpenAI's routes",
+                            description="Serve the embedded default model (SmolLM2-135M-Instruct) or any Hugging Face "
+                                        "checkpoint with SGLang's native /generate (token ids, logprobs) and the "
+                                        "OpenAI-compatible routes, batching concurrent requests. Binds 127.0.0.1 "
+                                        "unless told otherwise; any other address requires a bearer token.")
+    _add_serve_arguments(ps)
+    ps.set_defaults(func=_policy_serve)
+
     r = sub.add_parser("rollout", help="sample, verify and rejection-sample tasks on a Ray cluster",
                        description="Run a rollout described by a TOML config: Ray actors sample n completions per "
                                    "task from the policy, the environment server scores them, accepted ones are kept "
@@ -134,8 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--policy", help="override policy.kind, e.g. my_pkg.my_module:MyPolicy")
     r.set_defaults(func=_rollout)
 
-    d = sub.add_parser("demo", help="the main job on the embedded default: start a server and drive it end to end")
-    d.add_argument("--workdir", default="runs/demo", help="scratch directory (default runs/demo)")
+    d = sub.add_parser("demo", help="the main job on the embedded default: a real rollout on this machine",
+                       description="Start the environment server and the embedded policy server (SmolLM2-135M-Instruct "
+                                   "on the CPU), run a Ray rollout over the built-in environments, rejection-sample, "
+                                   "write the accepted trajectories to Parquet and print the accept rates.")
+    d.add_argument("--workdir", default="runs/demo", help="output directory (default runs/demo)")
+    d.add_argument("--tasks", type=int, default=6, help="tasks per environment (default 6)")
+    d.add_argument("--n", type=int, default=6, help="completions per task (default 6)")
+    d.add_argument("--max-tokens", type=int, default=192, help="generated tokens per completion (default 192)")
     d.set_defaults(func=_demo)
     return p
 

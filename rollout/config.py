@@ -25,6 +25,7 @@ class EnvTasks(Lax):
     start: int = Field(default=0, ge=0)
     reasoning: bool | None = None  # force the reasoning mode on every task
     max_turns: int = Field(default=8, ge=1)  # for multi-turn environments
+    config: dict[str, Any] = Field(default_factory=dict)  # the environment's own options (its task generation)
 
 
 class RolloutConfig(Lax):

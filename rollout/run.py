@@ -61,7 +61,7 @@ class Summary:
 
 def work_items(config: RolloutConfig) -> list[dict[str, Any]]:
     return [{"key": f"{e.name}/{e.split}/{i}", "env": e.name, "split": e.split, "index": i,
-             "reasoning": e.reasoning, "max_turns": e.max_turns}
+             "reasoning": e.reasoning, "max_turns": e.max_turns, "config": e.config}
             for e in config.envs for i in range(e.start, e.start + e.tasks)]
 
 

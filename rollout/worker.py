@@ -3,6 +3,7 @@ to the trajectory store (idempotent by group id) and rejection-sampled into rows
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import environments
@@ -23,11 +24,13 @@ class RolloutWorker:
         self.config = RolloutConfig.model_validate(config)
         self.policy = load_policy(policy)
         self.env = EnvServerClient(env_server, token=self.config.env_server_token)
-        self._envs: dict[str, environments.Env] = {}
+        self._envs: dict[str, environments.Env] = {}  # by name and options
 
     def _task(self, item: dict[str, Any]) -> Task:
-        env = self._envs.get(item["env"]) or self._envs.setdefault(item["env"], environments.make(item["env"]))
-        task = env.tasks().get(item["split"], item["index"])
+        key = json.dumps([item["env"], item["config"]], sort_keys=True)
+        if key not in self._envs:
+            self._envs[key] = environments.make(item["env"], **item["config"])
+        task = self._envs[key].tasks().get(item["split"], item["index"])
         return task if item["reasoning"] is None else task.model_copy(update={"reasoning": item["reasoning"]})
 
     async def run_task(self, item: dict[str, Any]) -> dict[str, Any]:

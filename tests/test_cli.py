@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from conftest import start_server
 
 
 def lachesis(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lachesis", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "lachesis", *args], capture_output=True, text=True, timeout=600)
 
 
 def test_help_explains_each_command():
@@ -42,8 +44,18 @@ def test_store_stats_reads_a_running_server(tmp_path):
     assert down.returncode == 1 and "cannot read" in down.stderr
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    out = lachesis("demo", "--workdir", str(tmp_path / "demo"))
+@pytest.mark.slow
+def test_main_job_runs_end_to_end_on_the_embedded_model(tmp_path):
+    out = lachesis("demo", "--workdir", str(tmp_path / "demo"), "--tasks", "2", "--n", "2", "--max-tokens", "48")
     assert out.returncode == 0, out.stderr
-    assert "8 accepted" in out.stdout and "duplicate=True" in out.stdout and "NaN reward is refused" in out.stdout
-    assert "'acknowledged': 8" in out.stdout.splitlines()[-1]
+    assert "embedded policy (SmolLM2-135M-Instruct" in out.stdout
+    for env in ("arithmetic", "answer_format", "ifeval"):
+        assert f"\n{env} " in out.stdout  # a row of the summary table
+    assert "failed 0" in out.stdout and "Parquet shard(s)" in out.stdout
+    assert (tmp_path / "demo" / "rollout" / "manifest.jsonl").read_text().count("\n") == 6
+
+
+def test_envs_show_lists_the_answer_format_catalog():
+    shown = lachesis("envs", "show", "answer_format")
+    assert shown.returncode == 0
+    assert "answer formats in" in shown.stdout and "json" in shown.stdout.lower() and "boxed" in shown.stdout
