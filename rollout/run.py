@@ -18,6 +18,7 @@ from typing import Any
 from env_server.process import lachesis_process
 
 from .config import RolloutConfig
+from .events import EventLog
 from .shards import ShardWriter
 from .worker import RolloutWorker
 
@@ -58,6 +59,12 @@ class Summary:
         lines.append(f"output: {self.out_dir}")
         return "\n".join(lines)
 
+    def totals(self) -> dict[str, Any]:
+        """The summary as plain numbers (the run_end event)."""
+        return {"envs": {name: {**vars(t), "accept_rate": round(t.accept_rate, 4)} for name, t in self.envs.items()},
+                "tokens": self.tokens, "seconds": round(self.seconds, 3), "skipped": self.skipped,
+                "failed": self.failed, "requeued": self.requeued, "engine_retries": self.engine_retries}
+
 
 def work_items(config: RolloutConfig) -> list[dict[str, Any]]:
     return [{"key": f"{e.name}/{e.split}/{i}", "env": e.name, "split": e.split, "index": i,
@@ -73,7 +80,12 @@ async def run_rollout(config: RolloutConfig, *, progress: bool = True) -> Summar
     summary = Summary(skipped=len(items) - len(pending), out_dir=str(out))
     if not pending:
         return summary
+    events = EventLog(out, config.run_id)
+    events.emit("run_start", tasks=len(items), pending=len(pending), skipped=summary.skipped,
+                policy=config.policy.get("kind"), workers=config.workers, n=config.n)
     async with AsyncExitStack() as stack:
+        stack.callback(events.close)
+        stack.callback(lambda: events.emit("run_end", **summary.totals()))
         policy = dict(config.policy)
         if policy.get("kind") == "embedded":
             model = policy.pop("model", None)
@@ -82,12 +94,12 @@ async def run_rollout(config: RolloutConfig, *, progress: bool = True) -> Summar
             policy = {"kind": "sglang", "urls": [url], **{k: v for k, v in policy.items() if k != "kind"}}
         env_url = config.env_server or await stack.enter_async_context(lachesis_process(
             "serve", "--port", "0", "--data-dir", str(out / "store")))
-        await _drive(config, policy, env_url, pending, writer, summary, progress)
+        await _drive(config, policy, env_url, pending, writer, summary, events, progress)
     return summary
 
 
 async def _drive(config: RolloutConfig, policy: dict[str, Any], env_url: str, pending: list[dict[str, Any]],
-                 writer: ShardWriter, summary: Summary, progress: bool) -> None:
+                 writer: ShardWriter, summary: Summary, events: EventLog, progress: bool) -> None:
     import ray
     from ray.exceptions import RayActorError
 
@@ -122,22 +134,28 @@ async def _drive(config: RolloutConfig, policy: dict[str, Any], env_url: str, pe
                 except RayActorError:  # the actor died: Ray restarts it; its in-flight tasks go back in the queue
                     result = {"key": item["key"], "error": "rollout actor died"}
                 if "error" in result:
-                    if attempts[item["key"]] < config.max_task_attempts:
+                    retry = attempts[item["key"]] < config.max_task_attempts
+                    events.emit("task_requeued" if retry else "task_failed", task=item["key"],
+                                attempt=attempts[item["key"]], error=result["error"])
+                    if retry:
                         summary.requeued += 1
                         queue.append(item)
                     else:
                         summary.failed.append(item["key"])
                     continue
                 _account(summary, result)
+                events.emit("task_done", task=item["key"], samples=result["samples"],
+                            accepted=result["accepted_samples"], kept=len(result["accepted"]),
+                            duplicates=result["duplicates"], overlong=result["overlong"], tokens=result["tokens"])
                 buffer.append(result)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(_postfix(summary, time.perf_counter() - start), refresh=False)
                 if len(buffer) >= config.shard_tasks:
-                    writer.write(buffer)
+                    _write(writer, buffer, events)
                     buffer = []
         if buffer:
-            writer.write(buffer)
+            _write(writer, buffer, events)
     finally:
         summary.seconds = time.perf_counter() - start
         if bar is not None:
@@ -149,6 +167,11 @@ async def _drive(config: RolloutConfig, policy: dict[str, Any], env_url: str, pe
             except RayActorError:
                 pass
             ray.kill(actor)
+
+
+def _write(writer: ShardWriter, results: list[dict[str, Any]], events: EventLog) -> None:
+    shards = writer.write(results)
+    events.emit("shard_written", shards=shards, tasks=len(results))
 
 
 def _account(summary: Summary, result: dict[str, Any]) -> None:

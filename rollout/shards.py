@@ -65,8 +65,8 @@ class ShardWriter:
             path.unlink()
         self._next = 1 + max((int(p.stem.split("-")[-1]) for p in self.dir.glob("*.parquet")), default=0)
 
-    def write(self, results: list[dict[str, Any]]) -> None:
-        """Write one shard per kind (accepted trajectories, preference pairs) and record the tasks."""
+    def write(self, results: list[dict[str, Any]]) -> list[str]:
+        """Write one shard per kind (accepted trajectories, preference pairs), record the tasks; the shard names."""
         import datasets  # heavy, needed only here
 
         datasets.disable_progress_bars()
@@ -87,6 +87,7 @@ class ShardWriter:
             f.flush()
             os.fsync(f.fileno())
         self.done.update(r["key"] for r in results)
+        return shards
 
     def accepted_files(self) -> list[Path]:
         return sorted(self.dir.glob("accepted-*.parquet"))

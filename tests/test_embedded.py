@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from rollout.embedded import prepare_default_model
+from rollout.embedded import main, prepare_default_model
 from rollout.embedded.engine import Engine, PromptError, Sample
 from rollout.embedded.protocol import ChatRequest, CompletionRequest, GenerateRequest
 from rollout.embedded.sampling import SamplingParams, row_generator, sample_next
 
 TOKEN = "s3cret"
-GREEDY = SamplingParams(max_new_tokens=12, temperature=0.0, ignore_eos=True)
+GREEDY = SamplingParams(max_new_tokens=8, temperature=0.0, ignore_eos=True)
 
 
 @pytest.fixture(scope="module")
@@ -321,16 +321,17 @@ def test_bad_requests_are_4xx_naming_the_field(server, path, body, field):
     assert field in [f["field"] for f in out["fields"]], out
 
 
-def test_token_required_and_loopback_default(server, tmp_path):
+def test_token_required_and_loopback_default(server, tmp_path, monkeypatch, capsys):
     body = {"text": "hi", "sampling_params": {"max_new_tokens": 1}}
     assert http(server, "/generate", body, token=None)[0] == 401
     assert http(server, "/v1/models", token="wrong")[0] == 401
     assert http(server, "/generate", body)[0] == 200
     assert http(server, "/health", token=None) == (200, {"status": "ok"})  # liveness stays open for probes
 
-    out = subprocess.run([sys.executable, "-m", "rollout.embedded", "--host", "0.0.0.0", "--model", str(tmp_path)],
-                         capture_output=True, text=True, timeout=120, env={**os.environ, "LACHESIS_TOKEN": ""})
-    assert out.returncode == 2 and "requires a token" in out.stderr and out.stdout == ""
+    monkeypatch.delenv("LACHESIS_TOKEN", raising=False)
+    assert main(["--host", "0.0.0.0", "--model", str(tmp_path)]) == 2  # refused before loading anything
+    out = capsys.readouterr()
+    assert "requires a token" in out.err and out.out == ""
 
 
 def test_concurrent_requests_are_batched(server):
@@ -346,6 +347,7 @@ def test_concurrent_requests_are_batched(server):
     assert tokens == 6 * 16 and steps <= tokens / 2 and after["peak_batch_rows"] >= 2
 
 
+@pytest.mark.slow  # a second server process
 def test_sigterm_lets_in_flight_requests_finish(model_dir, tmp_path):
     srv = start_policy_server(tmp_path / "server.log", "--model", str(model_dir))
     body = {"text": "Tell me a story.", "sampling_params": {"max_new_tokens": 24, "ignore_eos": True}}

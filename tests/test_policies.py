@@ -123,3 +123,38 @@ def test_openai_policy_parses_choices_logprobs_and_tool_calls():
     assert first.text == "hi" and first.logprobs.tolist() == [-0.5] and first.finish_reason == "tool_calls"
     assert first.tool_calls[0].name == "f" and first.tool_calls[0].arguments == {"x": 1}
     assert second.finish_reason == "length" and first.usage.completion_tokens == 1
+
+
+def test_sglang_policy_concurrent_first_requests_all_use_the_native_route():
+    """The first requests arrive together while the tokenizer is still being looked up: all of them must wait
+    for it and send token ids to /generate, none may fall back to the chat route (no token ids back)."""
+    from rollout.embedded import prepare_default_model
+    from rollout.policies.sglang import SGLangPolicy
+
+    model = str(prepare_default_model())
+    routes: list[str] = []
+
+    async def handler(request):
+        routes.append(request.path)
+        if request.path == "/get_model_info":
+            await asyncio.sleep(0.2)  # a slow answer: the other requests arrive meanwhile
+            return web.json_response({"model_path": model, "tokenizer_path": model})
+        body = await request.json()
+        assert body["input_ids"] and body["return_logprob"]
+        return web.json_response({"text": "ok", "output_ids": [7, 2],
+                                  "meta_info": {"output_token_logprobs": [[-0.1, 7, None], [-0.2, 2, None]],
+                                                "finish_reason": {"type": "stop"}, "completion_tokens": 2}})
+
+    async def go():
+        server = await _server(handler)
+        policy = SGLangPolicy(str(server.make_url("")))
+        try:
+            chat = [Message(role="user", content="q")]
+            return await asyncio.gather(*(policy.generate(chat, None, Sampling(), 1) for _ in range(4)))
+        finally:
+            await policy.close()
+            await server.close()
+
+    results = asyncio.run(go())
+    assert routes.count("/get_model_info") == 1 and routes.count("/generate") == 4, routes
+    assert all(c.token_ids.tolist() == [7, 2] and c.logprobs.tolist() == pytest.approx([-0.1, -0.2]) for [c] in results)

@@ -7,6 +7,7 @@ token ids and returns the sampled token ids with their logprobs, which training 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -28,30 +29,37 @@ class SGLangPolicy:
         self._tokenizer_path = tokenizer
         self._tokenizer: Any = None
         self._resolved = False
+        self._resolving = asyncio.Lock()  # concurrent first requests wait for the answer instead of guessing
         self.name, self.version = name or model, version
 
     async def _get_tokenizer(self) -> Any:
         """The tokenizer named in the config, else the one the server reports if it is on this machine."""
-        if not self._resolved:
-            self._resolved = True
-            path = self._tokenizer_path
-            if path is None:
-                info = await self.pool.get("/get_model_info")
-                path = info.get("tokenizer_path") or info.get("model_path")
-                if self.name == "default" and info.get("model_path"):
-                    self.name = Path(info["model_path"]).name
-            if path and Path(path).exists():
-                from transformers import AutoTokenizer
-
-                self._tokenizer = AutoTokenizer.from_pretrained(path)
+        async with self._resolving:
+            if not self._resolved:
+                self._tokenizer = await self._find_tokenizer()
+                self._resolved = True
         return self._tokenizer
+
+    async def _find_tokenizer(self) -> Any:
+        path = self._tokenizer_path
+        if path is None:
+            info = await self.pool.get("/get_model_info")
+            path = info.get("tokenizer_path") or info.get("model_path")
+            if self.name == "default" and info.get("model_path"):
+                self.name = Path(info["model_path"]).name
+        if not (path and Path(path).exists()):
+            return None
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(path)
 
     async def generate(self, chat: list[Message], tools: list[ToolSpec] | None, sampling: Sampling, n: int) -> list[Completion]:
         tokenizer = await self._get_tokenizer()
         if tokenizer is None:
             return await self._chat_route.generate(chat, tools, sampling, n)
-        input_ids = tokenizer.apply_chat_template(openai_messages(chat), tools=openai_tools(tools),
-                                                  add_generation_prompt=True, tokenize=True)
+        prefill = chat[-1].role == "assistant"  # a chat ending with the assistant's turn asks to continue it
+        input_ids = tokenizer.apply_chat_template(openai_messages(chat), tools=openai_tools(tools), tokenize=True,
+                                                  add_generation_prompt=not prefill, continue_final_message=prefill)
         if isinstance(input_ids, dict) or hasattr(input_ids, "keys"):  # some tokenizers return a BatchEncoding
             input_ids = input_ids["input_ids"]
         params: dict[str, Any] = {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k,
