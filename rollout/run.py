@@ -98,6 +98,46 @@ async def run_rollout(config: RolloutConfig, *, progress: bool = True) -> Summar
     return summary
 
 
+class ActorPool:
+    """The rollout actors and their load. One that died gets no work until Ray has restarted it: a probe call
+    waits for it, so a requeued task is not sent straight back to an actor still restarting."""
+
+    def __init__(self, handles: list[Any], restart_timeout: float = 300.0):
+        self.handles, self.load = handles, [0] * len(handles)
+        self.down: dict[int, asyncio.Future] = {}  # actor index -> the probe waiting for its restart
+        self.gone: set[int] = set()  # never came back (restarts exhausted)
+        self.restart_timeout = restart_timeout
+
+    def pick(self) -> int | None:
+        up = [a for a in range(len(self.handles)) if a not in self.down and a not in self.gone]
+        return min(up, key=self.load.__getitem__) if up else None
+
+    def mark_down(self, a: int) -> None:
+        if a not in self.down:
+            self.down[a] = asyncio.ensure_future(self._until_up(a))
+
+    def probes(self) -> set[asyncio.Future]:
+        return set(self.down.values())
+
+    def settle(self, probe: asyncio.Future) -> None:
+        a = next(i for i, p in self.down.items() if p is probe)
+        del self.down[a]
+        if not probe.result():
+            self.gone.add(a)
+
+    async def _until_up(self, a: int) -> bool:
+        from ray.exceptions import RayActorError
+
+        deadline = time.monotonic() + self.restart_timeout
+        while time.monotonic() < deadline:
+            try:
+                await self.handles[a].engine_retries.remote()
+                return True
+            except RayActorError:
+                await asyncio.sleep(0.5)
+        return False  # gone for good (restarts exhausted): it stays down
+
+
 async def _drive(config: RolloutConfig, policy: dict[str, Any], env_url: str, pending: list[dict[str, Any]],
                  writer: ShardWriter, summary: Summary, events: EventLog, progress: bool) -> None:
     import ray
@@ -108,9 +148,9 @@ async def _drive(config: RolloutConfig, policy: dict[str, Any], env_url: str, pe
                  include_dashboard=False, log_to_driver=False)
     actor_cls = ray.remote(RolloutWorker)
     cfg = config.model_dump(mode="json")
-    actors = [actor_cls.options(max_concurrency=config.concurrency, max_restarts=3, num_cpus=config.worker_cpus)
-              .remote(cfg, policy, env_url) for _ in range(config.workers)]
-    load = [0] * len(actors)
+    actors = ActorPool([actor_cls.options(max_concurrency=config.concurrency, max_restarts=3,
+                                          num_cpus=config.worker_cpus).remote(cfg, policy, env_url)
+                        for _ in range(config.workers)])
     attempts: dict[str, int] = {}
     in_flight: dict[asyncio.Future, tuple[dict[str, Any], int]] = {}
     buffer: list[dict[str, Any]] = []
@@ -119,19 +159,24 @@ async def _drive(config: RolloutConfig, policy: dict[str, Any], env_url: str, pe
     queue = list(reversed(pending))  # pop() from the end keeps task order
     try:
         while queue or in_flight:
-            while queue and len(in_flight) < config.workers * config.concurrency:
+            while queue and len(in_flight) < config.workers * config.concurrency and (a := actors.pick()) is not None:
                 item = queue.pop()
-                a = min(range(len(actors)), key=load.__getitem__)
-                load[a] += 1
+                actors.load[a] += 1
                 attempts[item["key"]] = attempts.get(item["key"], 0) + 1
-                in_flight[asyncio.ensure_future(actors[a].run_task.remote(item))] = (item, a)
-            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                in_flight[asyncio.ensure_future(actors.handles[a].run_task.remote(item))] = (item, a)
+            if not in_flight and not actors.down:  # nothing running, nothing restarting: no actor is left
+                raise RuntimeError("every rollout actor died and none could be restarted")
+            done, _ = await asyncio.wait({*in_flight, *actors.probes()}, return_when=asyncio.FIRST_COMPLETED)
             for fut in done:
+                if fut not in in_flight:
+                    actors.settle(fut)
+                    continue
                 item, a = in_flight.pop(fut)
-                load[a] -= 1
+                actors.load[a] -= 1
                 try:
                     result = fut.result()
                 except RayActorError:  # the actor died: Ray restarts it; its in-flight tasks go back in the queue
+                    actors.mark_down(a)
                     result = {"key": item["key"], "error": "rollout actor died"}
                 if "error" in result:
                     retry = attempts[item["key"]] < config.max_task_attempts
@@ -160,7 +205,9 @@ async def _drive(config: RolloutConfig, policy: dict[str, Any], env_url: str, pe
         summary.seconds = time.perf_counter() - start
         if bar is not None:
             bar.close()
-        for actor in actors:
+        for probe in actors.probes():
+            probe.cancel()
+        for actor in actors.handles:
             try:
                 summary.engine_retries += await actor.engine_retries.remote()
                 await actor.close.remote()
