@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test
 
 $(STAMP): pyproject.toml
+	command -v bwrap >/dev/null && test -x /usr/bin/python3 || { s=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$s apt-get update -q && $$s apt-get install -y -q bubblewrap python3 libseccomp2; }  # the code sandbox
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q torch==2.13.0  # this machine's CPU wheel, first: never a CUDA build
 	$(VENV)/bin/pip install -q -e '.[all,dev]'

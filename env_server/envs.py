@@ -58,6 +58,17 @@ def _verify_chunk(cls: type[Env], name: str, items: list[tuple[Task, Completion]
     return [env.score(task, completion) for task, completion in items]
 
 
+def _chunks(items: list[tuple[Task, Completion]], n: int) -> list[list[int]]:
+    """Item indices for n workers: the items of one task next to each other, so that per-task work (compiling
+    a schema, building a model) is done by one worker, not by every worker; cut into n runs of equal length."""
+    by_task: dict[str, list[int]] = {}
+    for i, (task, _) in enumerate(items):
+        by_task.setdefault(task.task_id, []).append(i)
+    order = [i for indices in by_task.values() for i in indices]
+    size = -(-len(order) // n)
+    return [order[start : start + size] for start in range(0, len(order), size)]
+
+
 class EnvService:
     def __init__(self, *, verify_workers: int = 2, max_sessions: int = 10_000, session_idle_seconds: float = 600.0):
         self.verify_workers = max(1, verify_workers)
@@ -98,20 +109,20 @@ class EnvService:
         spec = environments.spec(name)
         if not items:
             return []
-        n = min(self.verify_workers, len(items))
-        chunks = [items[i::n] for i in range(n)]  # strided, so slow and fast items spread across workers
+        chunks = _chunks(items, min(self.verify_workers, len(items)))
         loop = asyncio.get_running_loop()
         pool = self._get_pool()
-        futures = [loop.run_in_executor(pool, _verify_chunk, spec.cls, name, chunk) for chunk in chunks]
+        futures = [loop.run_in_executor(pool, _verify_chunk, spec.cls, name, [items[i] for i in chunk]) for chunk in chunks]
         results = await asyncio.gather(*(asyncio.wait_for(f, timeout) for f in futures), return_exceptions=True)
         scores: list[Score | None] = [None] * len(items)
-        for i, (chunk, result) in enumerate(zip(chunks, results)):
+        for chunk, result in zip(chunks, results):
             if isinstance(result, BaseException):
                 if isinstance(result, (BrokenProcessPool, TimeoutError)):
                     self._reset_pool(pool)  # a hung worker would otherwise hold its slot forever
                 reason = "verification timed out" if isinstance(result, TimeoutError) else f"verifier process failed: {result!r}"
                 result = [Score(reward=0.0, accepted=False, error=reason)] * len(chunk)
-            scores[i::n] = result
+            for i, score in zip(chunk, result):
+                scores[i] = score
         return scores  # type: ignore[return-value]
 
     def _get_pool(self) -> ProcessPoolExecutor:

@@ -11,6 +11,8 @@ register("json_schema", "environments.schema:JSONSchemaEnv")
 register("tool_calls", "environments.tool_calls:ToolCallsEnv")
 register("answer_format", "environments.answer_format:AnswerFormatEnv")
 register("ifeval", "environments.ifeval:IFEvalEnv")
+register("code", "environments.code:CodeEnv")
+register("code_feedback", "environments.code:CodeFeedbackEnv")
 discover()  # third-party environments, so their gymnasium ids exist right after `import environments`
 
 __all__ = [

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import gymnasium
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 import environments
 from env_server.client import EnvServerClient
+from env_server.envs import _chunks
 from env_server.process import lachesis_process
 from environments import make
 from environments.schema import JSONSchemaEnv, check
@@ -32,7 +33,8 @@ from environments.schema.models import json_schema
 from environments.schema.parse import Unparsable, extract_json, parse_json
 from environments.schema.reference import reference
 from environments.schema.spec import random_spec
-from environments.schema.validate import validator
+from environments.schema.quick import quick_schema
+from environments.schema.validate import Compiled, compiled, named
 from environments.schema.verdict import judge
 from environments.types import Completion, Message, Score, Task
 
@@ -442,8 +444,8 @@ def test_a_schema_that_is_not_the_specs_own_is_still_checked():
 
 def test_compiled_validators_are_cached_per_schema():
     schema = json_schema(SHOP)
-    assert validator(schema) is validator(copy.deepcopy(schema))
-    assert validator(schema) is not validator({**schema, "title": "Other"})
+    assert compiled(schema) is compiled(copy.deepcopy(schema))
+    assert compiled(schema) is not compiled({**schema, "title": "Other"})
 
 
 # schemas whose compaction must not change any verdict, each with documents on both sides
@@ -476,7 +478,7 @@ TRICKY = [
 @pytest.mark.parametrize(("schema", "docs"), TRICKY)
 def test_compaction_never_changes_a_verdict(schema, docs):
     plain = Draft202012Validator(schema, format_checker=FORMATS)
-    verdicts = [validator(schema).is_valid(doc) for doc in docs]
+    verdicts = [compiled(schema).validator.is_valid(doc) for doc in docs]
     assert verdicts == [plain.is_valid(doc) for doc in docs] and True in verdicts and False in verdicts
 
 
@@ -495,6 +497,115 @@ def test_compaction_inlines_folds_and_drops_annotations():
     # a root reference, a reference with a constraint beside it, an "$id", a property named "$ref": kept
     for untouched in (TRICKY[0][0], TRICKY[2][0], TRICKY[5][0], TRICKY[8][0]):
         assert compact(untouched) == untouched
+
+
+# -- the quick verdict ------------------------------------------------------------------------------------
+# quick.py must give jsonschema's verdict on every document, and its narrowed schema jsonschema's violations.
+
+NAMES = ["a", "b", "c"]
+TYPES = ["object", "array", "string", "boolean", "null", "number", "integer"]
+ODD_VALUES = [None, True, False, 0, 1, 1.0, -1, 2.5, 2**70, 1e300, "", "a", "ab", "abc", "2024-01-01", "2024-01-01T00:00:00Z",
+              "a@b.co", "123e4567-e89b-42d3-a456-426614174000", [], {}]
+small_json = st.recursive(st.sampled_from(ODD_VALUES) | st.integers(-3, 3) | st.floats(-4, 4),
+                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(NAMES + ["d"]), inner,
+                                                                                       max_size=3), max_leaves=8)
+leaf_keywords = st.one_of(
+    st.tuples(st.just("type"), st.sampled_from(TYPES) | st.lists(st.sampled_from(TYPES), min_size=1, max_size=3, unique=True)),
+    st.tuples(st.sampled_from(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]),
+              st.integers(-3, 3) | st.sampled_from([0.5, -1.5, 2.0, 2**70])),
+    st.tuples(st.sampled_from(["minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"]),
+              st.integers(0, 3)),
+    st.tuples(st.just("multipleOf"), st.sampled_from([1, 2, 0.5, 1.5])),
+    st.tuples(st.just("uniqueItems"), st.booleans()),
+    st.tuples(st.just("required"), st.lists(st.sampled_from(NAMES), unique=True, max_size=2)),
+    st.tuples(st.just("dependentRequired"), st.dictionaries(st.sampled_from(NAMES), st.lists(st.sampled_from(NAMES), unique=True,
+                                                                                           max_size=2), max_size=2)),
+    st.tuples(st.just("pattern"), st.sampled_from(["^a", "b$", "^[0-9]+$", "^$"])),
+    st.tuples(st.just("format"), st.sampled_from(["email", "date-time", "date", "uuid"])),
+    st.tuples(st.just("enum"), st.lists(small_json, min_size=1, max_size=3) | st.lists(st.sampled_from(NAMES), min_size=1)),
+    st.tuples(st.just("const"), small_json),
+    st.tuples(st.sampled_from(["title", "default", "$defs", "unknownKeyword"]), small_json),  # no effect on validity
+)
+
+
+def applicator_keywords(sub):
+    return st.one_of(
+        st.tuples(st.just("properties"), st.dictionaries(st.sampled_from(NAMES), sub, max_size=3)),
+        st.tuples(st.sampled_from(["additionalProperties", "items", "not"]), sub),
+        st.tuples(st.sampled_from(["prefixItems", "allOf", "anyOf", "oneOf"]), st.lists(sub, min_size=1, max_size=3)),
+    )
+
+
+quick_schemas = st.recursive(st.booleans() | st.lists(leaf_keywords, max_size=3).map(dict),
+                             lambda sub: st.lists(leaf_keywords | applicator_keywords(sub), max_size=4).map(dict), max_leaves=10)
+
+
+def assert_quick_agrees(validators: Compiled, plain: Draft202012Validator, doc) -> None:
+    assert validators.quick.is_valid(doc) is plain.is_valid(doc), doc
+    assert validators.violations(doc) == named(validators.validator.iter_errors(doc)), doc  # narrowed == full walk
+
+
+@settings(max_examples=300, deadline=None)
+@given(quick_schemas, st.lists(small_json, min_size=1, max_size=4))
+@example({"prefixItems": [{"type": "string"}], "items": {"type": "integer"}}, [["a", 1], [1, 1], ["a", "b"], []])
+@example({"oneOf": [{"type": "integer"}, {"minimum": 0}], "not": {"const": 3}}, [1, -1, 1.5, "x", 3])
+@example({"type": ["integer", "null"], "multipleOf": 0.5}, [1.0, True, 2.5, 0.75, None, 2**70])
+@example({"enum": [1, "a", [1], {"a": None}]}, [True, 1.0, "a", [1.0], [True], {"a": None}, {"a": False}])
+@example({"properties": {"a": {"properties": {"b": {"type": "integer"}}, "required": ["c"]}, "b": {"anyOf": [
+    {"type": "string"}, {"properties": {"a": {"const": "x"}}}]}}, "additionalProperties": False},
+    [{"a": {"b": "x"}, "b": {"a": "y"}, "z": 1}, {"a": {"c": 1, "b": 2}, "b": "s"}])
+def test_quick_verdict_is_jsonschemas_for_any_schema_in_its_subset(schema, docs):
+    plain = Draft202012Validator(schema, format_checker=FORMATS)
+    validators = Compiled(plain, quick_schema(plain))
+    assert validators.quick is not None
+    for doc in docs:
+        assert_quick_agrees(validators, plain, doc)
+
+
+@settings(max_examples=40, deadline=None)  # ~30 ms each: a model and its schema
+@given(st.integers(0, 2**32 - 1))
+def test_quick_verdict_is_jsonschemas_for_generated_schemas_and_broken_documents(seed):
+    rng = random.Random(seed)
+    spec = random_spec(rng)
+    schema = json_schema(spec)
+    validators = compiled(schema, models.build(spec).schema_key)
+    assert validators.quick is not None  # every generated schema is in the subset
+    plain = Draft202012Validator(schema, format_checker=FORMATS)  # not compacted
+    doc = reference(spec, rng)
+    pointers = sorted(_pointers(doc))[1:]  # every value but the whole document
+    docs = [doc] + [set_at(doc, p, rng.choice(ODD_VALUES)) for p in rng.sample(pointers, k=min(6, len(pointers)))]
+    for corruption in CORRUPTIONS.values():
+        result = corruption(doc, spec, random.Random(seed))
+        if result is not None:
+            try:
+                docs.append(parse_json(result.text))
+            except Unparsable:  # syntax damage, truncation
+                pass
+    for changed in docs:
+        assert_quick_agrees(validators, plain, changed)
+
+
+@pytest.mark.parametrize("schema", [
+    TRICKY[0][0],  # a recursive reference
+    {"patternProperties": {"^a": {"type": "integer"}}},
+    {"if": {"required": ["a"]}, "then": {"required": ["b"]}},
+    {"contains": {"type": "integer"}},
+    {"properties": {"a": {"type": "string"}}, "unevaluatedProperties": False},
+    {"propertyNames": {"maxLength": 2}},
+    {"dependentSchemas": {"a": {"required": ["b"]}}},
+    {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"},
+    {"properties": {"a": {"$schema": "http://json-schema.org/draft-07/schema#", "dependencies": {"b": ["c"]}}}},
+])
+def test_schemas_beyond_the_quick_subset_are_left_to_jsonschema(schema):
+    assert compiled(schema).quick is None
+    plain = Draft202012Validator(schema, format_checker=FORMATS)
+    for doc in ({}, {"a": {"b": 1}}, {"a": [1], "b": 2}):
+        assert check(schema, json.dumps(doc)).accepted is plain.is_valid(doc)
+
+
+def test_check_of_a_plain_schema_takes_the_quick_path():
+    assert compiled(PERSON).quick is not None
+    assert check(PERSON, '{"name": "Ana", "age": 3}').accepted and not check(PERSON, '{"name": 1}').accepted
 
 
 # -- documents --------------------------------------------------------------------------------------------
@@ -759,3 +870,13 @@ def test_batch_verify_through_the_server(tmp_path, env, tasks):
 
     scores = run(remote())
     assert [s["reward"] for s in scores] == [env.verify(t, c).reward for t, c in items] == [1.0] * 6 + [0.0] * 6
+
+
+def test_server_batches_keep_the_completions_of_a_task_in_one_worker(tasks):
+    """So that each schema is compiled by one verify worker, not by all of them."""
+    items = [(task, Completion(text=str(i))) for i in range(3) for task in tasks[:4]]  # the tasks interleaved
+    chunks = _chunks(items, 2)
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(12)) and [len(c) for c in chunks] == [6, 6]
+    for task in tasks[:4]:
+        assert sum(any(items[i][0] is task for i in chunk) for chunk in chunks) == 1
+    assert [len(c) for c in _chunks(items[:5], 2)] == [3, 2] and _chunks(items[:1], 1) == [[0]]

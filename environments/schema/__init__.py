@@ -9,6 +9,7 @@ Module map, in reading order:
   parse.py      finding the one JSON document in an answer
   formats.py    the format checker (RFC 3339 date-times added to jsonschema's)
   compact.py    an equivalent schema that jsonschema checks faster
+  quick.py      jsonschema's verdict, quicker, for the common keywords; the part of a schema a document breaks
   validate.py   jsonschema and pydantic, with compiled validators cached per schema
   verdict.py    the Score, and the public `check`
   tasks.py      generate and repair tasks, and their prompts

@@ -18,7 +18,7 @@ from jsonschema.exceptions import SchemaError
 from ..tasks import TaskSource, content_hash, split_of
 from ..types import Message, Split, Task
 from .tasks import generate_prompt
-from .validate import validator
+from .validate import compiled
 
 
 class SchemaFiles(TaskSource):
@@ -28,7 +28,7 @@ class SchemaFiles(TaskSource):
         for origin, text in _schema_texts(path):
             schema = _parse(text, origin)
             try:
-                validator(schema)
+                compiled(schema)
             except SchemaError as exc:
                 raise ValueError(f"{origin}: not a valid JSON Schema: {exc.message}") from None
             verifier = {"mode": "generate", "schema": schema, "values": {}}

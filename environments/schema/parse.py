@@ -40,10 +40,9 @@ def extract_json(text: str) -> str:
 
 def parse_json(body: str) -> Any:
     """The single JSON document in `body`."""
-    decoder = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_float=_finite_float, parse_constant=_no_constant)
     start = _skip_space(body, 0)
     try:
-        value, end = decoder.raw_decode(body, start)
+        value, end = _DECODER.raw_decode(body, start)
     except json.JSONDecodeError as exc:
         raise Unparsable(f"invalid JSON: {exc}") from None
     except (ValueError, RecursionError) as exc:  # from the hooks, integers past Python's digit limit, deep nesting
@@ -76,3 +75,6 @@ def _finite_float(raw: str) -> float:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_float=_finite_float, parse_constant=_no_constant)

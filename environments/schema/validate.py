@@ -2,12 +2,15 @@
 
 jsonschema validates against Draft 2020-12 unless the schema's "$schema" names another draft, with formats
 checked (formats.py). Compiled validators are cached per schema, and compiled from an equivalent schema
-that jsonschema checks faster (compact.py).
+that jsonschema checks faster (compact.py). A document the quick check (quick.py) finds valid skips
+jsonschema's slower walk, which only names the violations of invalid ones, in the part they break.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -21,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from .compact import compact
 from .document import canonical, pointer_of
 from .formats import FORMATS
+from .quick import QuickSchema, quick_schema
 
 MAX_REASON = 200
 # drafts where "id" (a common property name) sets the base URI: compact.py cannot tell the two apart
@@ -31,8 +35,23 @@ def violation(pointer: str, reason: str) -> dict[str, str]:
     return {"pointer": pointer, "reason": reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"}
 
 
-def validator(schema: Any, generated_key: bytes | None = None) -> Validator:
-    """The compiled validator of a schema (cached); raises SchemaError when the schema itself is invalid.
+@dataclass(frozen=True)
+class Compiled:
+    validator: Validator  # jsonschema's: the verdict, and the violations
+    quick: QuickSchema | None  # the same verdict for decoded JSON, faster, where quick.py compiles the schema
+
+    def violations(self, doc: Any) -> list[dict[str, str]]:
+        """Every way the decoded JSON `doc` breaks the schema. A document the quick check passes is valid;
+        jsonschema names the violations of the others, in the part of the schema they break."""
+        if self.quick is None:
+            return named(self.validator.iter_errors(doc))
+        if self.quick.is_valid(doc):
+            return []
+        return named(self.validator.evolve(schema=self.quick.failing_part(doc)).iter_errors(doc))
+
+
+def compiled(schema: Any, generated_key: bytes | None = None) -> Compiled:
+    """The compiled validators of a schema (cached); raises SchemaError when the schema itself is invalid.
 
     Checking a schema against its metaschema costs twice as much as building a model and its schema from
     a spec, so a schema whose canonical JSON is `generated_key` (the schema pydantic made from the task's
@@ -42,21 +61,27 @@ def validator(schema: Any, generated_key: bytes | None = None) -> Validator:
 
 
 @lru_cache(maxsize=1024)
-def _compiled(schema_json: bytes, check: bool) -> Validator:
+def _compiled(schema_json: bytes, check: bool) -> Compiled:
     schema = json.loads(schema_json)
     cls = validator_for(schema, default=Draft202012Validator)
     if check:
         cls.check_schema(schema)
     if cls not in _ID_WITHOUT_DOLLAR:
         schema = compact(schema)
-    return cls(schema, format_checker=FORMATS)
+    validator = cls(schema, format_checker=FORMATS)
+    return Compiled(validator, quick_schema(validator))
 
 
 def schema_violations(schema: Any, doc: Any, generated_key: bytes | None = None) -> list[dict[str, str]]:
-    """Every way `doc` breaks `schema`, as (pointer, reason). For a failed anyOf/oneOf the reason names the
-    closest option's failure (jsonschema's best match, passing over options meant for other values)."""
+    """Every way the decoded JSON `doc` breaks `schema`, as (pointer, reason)."""
+    return compiled(schema, generated_key).violations(doc)
+
+
+def named(errors: Iterable[SchemaViolation]) -> list[dict[str, str]]:
+    """jsonschema's errors as (pointer, reason). For a failed anyOf/oneOf the reason names the closest
+    option's failure (jsonschema's best match, passing over options meant for other values)."""
     found = []
-    for error in validator(schema, generated_key).iter_errors(doc):
+    for error in errors:
         reason = error.message
         if error.context:
             closest = best_match([error], key=_telling)
