@@ -13,6 +13,7 @@ register("answer_format", "environments.answer_format:AnswerFormatEnv")
 register("ifeval", "environments.ifeval:IFEvalEnv")
 register("code", "environments.code:CodeEnv")
 register("code_feedback", "environments.code:CodeFeedbackEnv")
+register("dataforge", "environments.dataforge:DataForgeEnv")
 discover()  # third-party environments, so their gymnasium ids exist right after `import environments`
 
 __all__ = [
