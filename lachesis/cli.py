@@ -98,7 +98,8 @@ def _rollout(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from rollout.main_job import run_main_job
 
-    return asyncio.run(run_main_job(Path(args.workdir), tasks=args.tasks, n=args.n, max_tokens=args.max_tokens))
+    return asyncio.run(run_main_job(Path(args.workdir), tasks=args.tasks, n=args.n, max_tokens=args.max_tokens,
+                                    train_steps=args.train_steps, eval_tasks=args.eval_tasks))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -309,14 +310,17 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("config", help="TOML file (see trainer/length_control.py, LengthControlConfig)")
     lc.set_defaults(func=_length_control)
 
-    d = sub.add_parser("demo", help="the main job on the embedded default: a real rollout on this machine",
-                       description="Start the environment server and the embedded policy server (SmolLM2-135M-Instruct "
-                                   "on the CPU), run a Ray rollout over the built-in environments, rejection-sample, "
-                                   "write the accepted trajectories to Parquet and print the accept rates.")
+    d = sub.add_parser("demo", help="the main job on the embedded default: evaluate, roll out, train, evaluate",
+                       description="On the embedded default (SmolLM2-135M-Instruct on the CPU): evaluate the model on "
+                                   "held-out tasks, run a Ray rollout over the built-in environments through the "
+                                   "environment server, rejection-sample to Parquet, fine-tune on the accepted "
+                                   "trajectories, evaluate the trained checkpoint and write the report comparing both.")
     d.add_argument("--workdir", default="runs/demo", help="output directory (default runs/demo)")
     d.add_argument("--tasks", type=int, default=6, help="tasks per environment (default 6)")
     d.add_argument("--n", type=int, default=6, help="completions per task (default 6)")
     d.add_argument("--max-tokens", type=int, default=192, help="generated tokens per completion (default 192)")
+    d.add_argument("--train-steps", type=int, default=4, help="fine-tuning steps (default 4)")
+    d.add_argument("--eval-tasks", type=int, default=4, help="held-out tasks per environment (default 4)")
     d.set_defaults(func=_demo)
 
     ev = sub.add_parser(
