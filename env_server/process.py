@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel sends it SIGTERM when its parent dies, even by SIGKILL, so a
+    killed run never leaves an orphaned server holding a port, the cores and a model in memory."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @asynccontextmanager
@@ -16,7 +26,7 @@ async def lachesis_process(*args: str, startup_timeout: float = 300.0) -> AsyncI
     SIGTERM it on exit. Its stderr is inherited, so its logs show with ours."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "lachesis", *args, stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     try:
         line = (await asyncio.wait_for(proc.stdout.readline(), startup_timeout)).decode()
         if "listening on " not in line:

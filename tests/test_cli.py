@@ -59,3 +59,35 @@ def test_envs_show_lists_the_answer_format_catalog():
     shown = lachesis("envs", "show", "answer_format")
     assert shown.returncode == 0
     assert "answer formats in" in shown.stdout and "json" in shown.stdout.lower() and "boxed" in shown.stdout
+
+
+def test_a_server_started_for_a_run_dies_with_the_run(tmp_path):
+    """`kill -9` of a run (rollout, eval, demo) must not orphan the servers it started."""
+    import signal
+    import textwrap
+    import time
+    import urllib.request
+
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f'''
+        import asyncio, sys
+        from env_server.process import lachesis_process
+        async def main():
+            async with lachesis_process("serve", "--port", "0", "--data-dir", {str(tmp_path / "store")!r}) as url:
+                print(url, flush=True)
+                await asyncio.sleep(600)
+        asyncio.run(main())
+    '''))
+    run = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    url = run.stdout.readline().strip()
+    assert urllib.request.urlopen(url + "/healthz", timeout=10).status == 200
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=2)
+        except OSError:
+            return  # the server is gone
+        time.sleep(0.2)
+    pytest.fail("the server outlived the run that started it")
