@@ -15,17 +15,17 @@ import hashlib
 import json
 import os
 import time
-import tomllib
 from collections import Counter
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rollout.policies import EngineError, Sampling, load_policy
 
+from environments.config import load_toml
 from .calls import LLM, CallCache, policy_identity
 from .catalog import load_catalog
 from .graph import Graph
@@ -88,15 +88,7 @@ class DatagenConfig(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> DatagenConfig:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{path}: {exc}") from exc
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"{path}: {problems}") from exc
+        return load_toml(cls, path)
 
 
 def graph_of(config: DatagenConfig) -> Graph:

@@ -78,16 +78,23 @@ class Env(ABC):
         return self.observation(), {"task_id": task.task_id, "split": task.split, "reasoning": task.reasoning}
 
     async def step(self, action: Message) -> StepResult:
+        return self.finish(self.score(self.task, self.record(action)))
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def record(self, action: Message) -> Completion:
+        """Check that an action may be taken now, add it to the chat, and return it as the verifier sees it."""
         if self.done or self.task is None:
             raise EpisodeOver("the episode is over: call reset() first")
         if action.role != "assistant":
             raise ValueError(f"action.role must be 'assistant', got {action.role!r}")
         self.messages.append(action)
-        score = self.score(self.task, completion_of(action))
+        return completion_of(action)
+
+    def finish(self, score: Score) -> StepResult:
+        """End the episode on `score`."""
         self.done = True
         return self.observation(), score.reward, True, False, {"score": score.model_dump(mode="json")}
 
-    # -- helpers ------------------------------------------------------------------------------------
     def score(self, task: Task, completion: Completion) -> Score:
         """verify(), with a verifier bug turned into an error score so one bad item never sinks a batch."""
         try:

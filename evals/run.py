@@ -23,10 +23,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 import environments
 from environments import Completion, Message, Score, Task
+from environments.config import validated
 from environments.reasoning import parse_reasoning
 from environments.types import Split
 from rollout.config import Lax
@@ -71,11 +72,7 @@ class EvalConfig(Lax):
     @classmethod
     def build(cls, **fields: Any) -> EvalConfig:
         """Validate, with errors that name the field."""
-        try:
-            return cls.model_validate(fields)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"evaluation config: {problems}") from None
+        return validated(cls, fields, "evaluation config")
 
 
 @dataclass

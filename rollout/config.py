@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
+from environments.config import load_toml
 from environments.types import Split, Strict
 
 from .policies import Sampling
@@ -48,12 +48,4 @@ class RolloutConfig(Lax):
 
     @classmethod
     def load(cls, path: str | Path) -> RolloutConfig:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{path}: {exc}") from exc
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"{path}: {problems}") from exc
+        return load_toml(cls, path)

@@ -35,7 +35,7 @@ def main_job_config(workdir: Path, policy_url: str, *, tasks: int, n: int, max_t
     return RolloutConfig(
         run_id="main-job", out_dir=str(workdir / "rollout"), n=n, workers=2, concurrency=8, shard_tasks=64,
         envs=envs, policy={"kind": "sglang", "urls": [policy_url]},
-        sampling={"temperature": 0.8, "top_p": 0.95, "max_tokens": max_tokens},
+        sampling={"temperature": 0.8, "top_p": 0.95, "max_tokens": max_tokens, "seed": 0},  # reproducible
         selection={"keep": 2, "keep_rejected": True})
 
 

@@ -16,12 +16,12 @@ warmup_steps = 20
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from environments.config import load_toml
 from environments.types import Strict
 
 
@@ -99,12 +99,4 @@ class TrainConfig(Section):
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{path}: {exc}") from exc
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"{path}: {problems}") from exc
+        return load_toml(cls, path)

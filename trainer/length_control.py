@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import Field, ValidationError
+from pydantic import Field
 
+from environments.config import load_toml
 from environments.types import Message
 from rollout.policies import Policy, Sampling, load_policy
 from rollout.shards import read_messages
@@ -55,17 +56,7 @@ class LengthControlConfig(Section):
 
     @classmethod
     def load(cls, path: str | Path) -> LengthControlConfig:
-        import tomllib
-
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{path}: {exc}") from exc
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"{path}: {problems}") from exc
+        return load_toml(cls, path)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..env import EpisodeOver, Env, StepResult, completion_of
+from ..env import Env, StepResult
 from ..reasoning import parse_reasoning
 from ..tasks import TaskSource
 from ..types import Completion, Message, Score, Split, Task
@@ -69,17 +69,11 @@ class CodeEnv(Env):
 
     async def step(self, action: Message) -> StepResult:
         """Judged on a worker thread: the sandbox runs never hold up the event loop (the server's sessions)."""
-        if self.done or self.task is None:
-            raise EpisodeOver("the episode is over: call reset() first")
-        if action.role != "assistant":
-            raise ValueError(f"action.role must be 'assistant', got {action.role!r}")
-        self.messages.append(action)
-        score = await asyncio.to_thread(self.score, self.task, completion_of(action))
-        return self._after(score)
+        completion = self.record(action)
+        return self._after(await asyncio.to_thread(self.score, self.task, completion))
 
     def _after(self, score: Score) -> StepResult:
-        self.done = True
-        return self.observation(), score.reward, True, False, {"score": score.model_dump(mode="json")}
+        return self.finish(score)
 
 
 class CodeFeedbackEnv(CodeEnv):

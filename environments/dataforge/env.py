@@ -19,7 +19,7 @@ from typing import Any
 from datagen.catalog import BUILTIN_SEEDS, load_catalog
 from datagen.judge import Rubric
 
-from ..env import EpisodeOver, Env, StepResult, completion_of
+from ..env import Env, StepResult
 from ..reasoning import parse_reasoning
 from ..tasks import ProceduralTasks, TaskSource, _task, content_hash, split_of
 from ..types import Completion, Message, Score, Split, Task
@@ -137,14 +137,9 @@ class DataForgeEnv(Env):
 
     async def step(self, action: Message) -> StepResult:
         """As Env.step, but the judge call is awaited instead of blocking the event loop."""
-        if self.done or self.task is None:
-            raise EpisodeOver("the episode is over: call reset() first")
-        if action.role != "assistant":
-            raise ValueError(f"action.role must be 'assistant', got {action.role!r}")
-        self.messages.append(action)
+        completion = self.record(action)
         try:
-            score = await self.judge(self.task, completion_of(action))
+            score = await self.judge(self.task, completion)
         except Exception as exc:  # as Env.score: a verifier bug is an error score, not a dead session
             score = Score(reward=0.0, accepted=False, error=f"verifier error: {type(exc).__name__}: {exc}")
-        self.done = True
-        return self.observation(), score.reward, True, False, {"score": score.model_dump(mode="json")}
+        return self.finish(score)

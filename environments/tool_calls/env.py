@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..env import EpisodeOver, Env, StepResult, completion_of
+from ..env import Env, StepResult
 from ..reasoning import parse_reasoning
 from ..tasks import ProceduralTasks, TaskSource
 from ..types import Completion, Message, Score, Task
@@ -83,12 +83,7 @@ class ToolCallsEnv(Env):
     # -- episodes -----------------------------------------------------------------------------------
     async def step(self, action: Message) -> StepResult:
         """A round of tool calls in a multi-turn task is run and answered; anything else ends the episode."""
-        if self.done or self.task is None:
-            raise EpisodeOver("the episode is over: call reset() first")
-        if action.role != "assistant":
-            raise ValueError(f"action.role must be 'assistant', got {action.role!r}")
-        task, completion = self.task, completion_of(action)
-        self.messages.append(action)
+        task, completion = self.task, self.record(action)
         calls = self._calls_to_run(task, completion)
         if not calls:
             score = self.score(task, completion)
