@@ -17,8 +17,13 @@ BUILTIN_SEEDS = HERE / "seeds.jsonl"
 FILES = ("transformations", "instructions", "answerers", "rubrics", "personas", "prompts")
 
 
-class Item(BaseModel):
+class Entry(BaseModel):
+    """A catalog file's content: unknown keys are typos, refused with their name."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class Item(Entry):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     weight: float = Field(default=1.0, gt=0)
 
@@ -40,46 +45,39 @@ class Answerer(Item):
     system: str
 
 
-class PersonaSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PersonaSpec(Entry):
     name: str
     description: str
 
 
-class Prompt(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Prompt(Entry):
     system: str
     prompt: str
 
 
-class Transformations(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Transformations(Entry):
     system: str
     prompt: str
     items: list[Transformation] = Field(min_length=1)
 
 
-class Instructions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Instructions(Entry):
     system: str
     contextual_prompt: str
     standalone_prompt: str
     items: list[InstructionKind] = Field(min_length=1)
 
 
-class Answerers(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Answerers(Entry):
     prompt: str
     items: list[Answerer] = Field(min_length=1)
 
 
-class Personas(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Personas(Entry):
     items: list[PersonaSpec] = Field(min_length=1)
 
 
-class Prompts(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Prompts(Entry):
     persona_from_passage: Prompt
     taxonomy_expand: Prompt
     taxonomy_prompt: Prompt
@@ -87,8 +85,7 @@ class Prompts(BaseModel):
     refine_edit: Prompt
 
 
-class Catalog(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Catalog(Entry):
     transformations: Transformations
     instructions: Instructions
     answerers: Answerers
