@@ -32,7 +32,7 @@ _SEED = -918273645  # stands for the seed in the sampling JSON of a role
 _WHERE = {"urls", "api_key", "max_concurrency", "timeout"}
 
 
-@dataclass
+@dataclass(slots=True)
 class CallRecord:
     call_id: str
     walk_id: str
@@ -68,6 +68,7 @@ class CallCache:
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # a power cut may lose the last calls: they are redone
+        self._db.execute("PRAGMA wal_autocheckpoint=16384")  # checkpoint every 64 MB, not 4: a third less CPU per insert
         self._db.execute("CREATE TABLE IF NOT EXISTS calls (key BLOB PRIMARY KEY, response TEXT NOT NULL, model TEXT, "
                          "prompt_tokens INTEGER, completion_tokens INTEGER, latency_ms REAL)")
         self._known = {k[:8] for (k,) in self._db.execute("SELECT key FROM calls")}
@@ -83,7 +84,8 @@ class CallCache:
 
     def put(self, key: bytes, value: dict[str, Any]) -> None:
         self._known.add(key[:8])
-        self._pending[key] = tuple(value[c] for c in self.COLUMNS)
+        self._pending[key] = (value["response"], value["model"], value["prompt_tokens"], value["completion_tokens"],
+                              value["latency_ms"])
         if len(self._pending) >= self._batch or time.monotonic() - self._flushed > 1.0:
             self.flush()
 
@@ -143,7 +145,7 @@ class LLM:
         name = self.policy_for(role)
         policy = self.policies[name]
         key_of_seed = seed_key or f"{ctx.walk_id}|{node.name}|{ctx.attempt}|{len(ctx.calls)}"
-        seed = int(hashlib.sha256(key_of_seed.encode()).hexdigest()[:8], 16)
+        seed = int.from_bytes(hashlib.sha256(key_of_seed.encode()).digest()[:4])
         of = role if role in self.sampling else "default"
         sampling_json = self._json[of].replace(str(_SEED), str(seed), 1)
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}] if system else \

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .nodes import Node, NodeFailed, render, template
 from .state import Datapoint, Verdict
@@ -40,8 +42,6 @@ class Rubric(BaseModel):
     criteria: list[Criterion] = Field(min_length=1)
     scale: int = Field(default=5, ge=2)
     pass_mean: float = 3.5  # and the mean score must reach this
-    _template: Any = PrivateAttr()
-    _system: str = PrivateAttr()
 
     @model_validator(mode="after")
     def _check(self) -> Rubric:
@@ -51,16 +51,22 @@ class Rubric(BaseModel):
         for c in self.criteria:
             if c.min_score > self.scale:
                 raise ValueError(f"rubric {self.name}: {c.name}.min_score {c.min_score} exceeds the scale {self.scale}")
-        self._template = template(self.prompt, f"rubric {self.name}: prompt")
-        lines = "\n".join(f"- {c.name}: {c.description}" for c in self.criteria)
-        example = json.dumps({"scores": {c.name: self.scale for c in self.criteria}, "feedback": "..."})
-        self._system = (f"{self.system}\n\nScore each criterion from 1 (worst) to {self.scale} (best):\n{lines}\n\n"
-                        f"Then give one or two sentences of feedback saying what to fix. Reply with JSON only, like:\n"
-                        f"{example}")
+        self._template  # a bad template fails when the catalog loads
         return self
 
+    # Built once per rubric, as cached properties: plain attribute reads (pydantic's private attributes cost
+    # microseconds each, on every judge call).
+    @cached_property
+    def _template(self) -> jinja2.Template:
+        return template(self.prompt, f"rubric {self.name}: prompt")
+
+    @cached_property
     def system_prompt(self) -> str:
-        return self._system
+        lines = "\n".join(f"- {c.name}: {c.description}" for c in self.criteria)
+        example = json.dumps({"scores": {c.name: self.scale for c in self.criteria}, "feedback": "..."})
+        return (f"{self.system}\n\nScore each criterion from 1 (worst) to {self.scale} (best):\n{lines}\n\n"
+                f"Then give one or two sentences of feedback saying what to fix. Reply with JSON only, like:\n"
+                f"{example}")
 
     def user_prompt(self, parts: dict[str, Any]) -> str:
         return render(self._template, parts)
@@ -146,14 +152,14 @@ class Judged(Node):
             for record in ctx.calls[first:]:
                 record.accepted, record.judge_scores = verdict.passed, verdict.scores
             if verdict.passed:
-                return out.model_copy(update={"verdicts": (*out.verdicts, verdict)})
+                return out.replace(verdicts=(*out.verdicts, verdict))
             feedback = verdict.feedback or None
         raise NodeFailed(f"{self.name}: the judge rejected all {self.max_attempts} attempts (last feedback: "
                          f"{feedback or 'none'})", status="judge_exhausted")
 
     async def judge(self, dp: Datapoint, ctx: WalkContext) -> Verdict:
-        record = await ctx.llm.complete(ctx, self, self.role, self.rubric.system_prompt(),
-                                        self.rubric.user_prompt(dict(dp)))
+        record = await ctx.llm.complete(ctx, self, self.role, self.rubric.system_prompt,
+                                        self.rubric.user_prompt(dp.__dict__))
         verdict = self.rubric.verdict(record.response, ctx.prefix + self.name, ctx.attempt)
         record.parsed = {"scores": verdict.scores, "feedback": verdict.feedback, "passed": verdict.passed}
         return verdict

@@ -24,6 +24,7 @@ from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+from jinja2.runtime import new_context
 from pydantic import BaseModel, ValidationError
 
 from .state import Answer, Datapoint, check_facts
@@ -72,9 +73,10 @@ def template(source: str, where: str) -> jinja2.Template:
 
 
 def render(tmpl: jinja2.Template, variables: dict[str, Any]) -> str:
-    """`tmpl.render(**variables)` without copying Jinja's globals into every context (half the cost; the
-    catalog's templates use filters and tests, never globals)."""
-    return _TEMPLATES.concat(tmpl.root_render_func(tmpl.new_context(variables, shared=True)))  # type: ignore[attr-defined]
+    """`tmpl.render(**variables)` at a fraction of the cost: the variables are the context as they are, with
+    no copy of Jinja's globals (the catalog's templates use filters and tests, never globals)."""
+    context = new_context(_TEMPLATES, tmpl.name, tmpl.blocks, variables, shared=True)
+    return _TEMPLATES.concat(tmpl.root_render_func(context))  # type: ignore[attr-defined]
 
 
 class Node(ABC):
@@ -190,7 +192,7 @@ class LLMNode(Node):
 
     def render(self, dp: Datapoint, ctx: WalkContext) -> str:
         try:
-            text = render(self._template, {**dict(dp), **self.params})
+            text = render(self._template, {**dp.__dict__, **self.params})
         except jinja2.UndefinedError as exc:
             raise NodeFailed(f"prompt of {self.name}: {exc.message}") from None
         if ctx.feedback:
@@ -225,11 +227,11 @@ class Refine(Node):
                 "edit": [self.edit_system, self.edit_prompt]}
 
     async def run(self, dp: Datapoint, ctx: WalkContext) -> Datapoint:
-        parts = dict(dp)
+        parts = dp.__dict__
         suggest = await ctx.llm.complete(ctx, self, self.role, self.suggest_system, render(self._suggest, parts))
         suggestions = parse_text(suggest.response)
         edit = await ctx.llm.complete(ctx, self, self.role, self.edit_system,
                                       render(self._edit, {**parts, "suggestions": suggestions}))
         text = parse_text(edit.response)
         answer: Answer = dp.answer  # type: ignore[assignment]  # guaranteed by the precondition
-        return dp.model_copy(update={"answer": answer.model_copy(update={"text": text, "refined": True})})
+        return dp.replace(answer=answer.replace(text=text, refined=True))

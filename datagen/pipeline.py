@@ -68,27 +68,27 @@ def _pick(items: list, wanted: list[str] | None, field: str) -> list:
 
 
 def _set_passage(form: str, dp: Datapoint, text: str) -> Datapoint:
-    return dp.model_copy(update={"passage": Passage(text=text, form=form)})
+    return dp.replace(passage=Passage(text=text, form=form))
 
 
 def _original(dp: Datapoint, rng: random.Random) -> Datapoint:
-    return dp.model_copy(update={"passage": Passage(text=dp.seed.text, form="original")})
+    return dp.replace(passage=Passage(text=dp.seed.text, form="original"))
 
 
 def _set_persona(dp: Datapoint, reply: PersonaReply) -> Datapoint:
-    return dp.model_copy(update={"persona": Persona(name=reply.name, description=reply.description)})
+    return dp.replace(persona=Persona(name=reply.name, description=reply.description))
 
 
 def _sample_persona(personas: list[Persona], dp: Datapoint, rng: random.Random) -> Datapoint:
-    return dp.model_copy(update={"persona": rng.choice(personas)})
+    return dp.replace(persona=rng.choice(personas))
 
 
 def _set_instruction(kind: str, mode: str, dp: Datapoint, text: str) -> Datapoint:
-    return dp.model_copy(update={"instruction": Instruction(kind=kind, mode=mode, text=text)})
+    return dp.replace(instruction=Instruction(kind=kind, mode=mode, text=text))
 
 
 def _set_answer(style: str, dp: Datapoint, text: str) -> Datapoint:
-    return dp.model_copy(update={"answer": Answer(text=text, style=style)})
+    return dp.replace(answer=Answer(text=text, style=style))
 
 
 def build_graph(catalog: Catalog | None = None, options: GraphOptions | None = None) -> Graph:

@@ -159,7 +159,7 @@ def clean(seeds: Sequence[Seed], config: CleanConfig, report: SeedReport) -> lis
             report.dropped["short"] += 1
             continue
         report.truncated += cut
-        out.append(seed.model_copy(update={"text": text}))
+        out.append(seed.replace(text=text))
     return out
 
 

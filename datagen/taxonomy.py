@@ -60,5 +60,4 @@ class TaxonomyNode(Node):
             prompt += "\n\n" + RETRY_NOTE.format(feedback=ctx.feedback)
         record = await ctx.llm.complete(ctx, self, self.role, self.prompts["prompt"][0], prompt)
         text = parse_text(record.response)
-        return dp.model_copy(update={"topic": Topic(path=path),
-                                     "instruction": Instruction(kind="taxonomy", mode="standalone", text=text)})
+        return dp.replace(topic=Topic(path=path), instruction=Instruction(kind="taxonomy", mode="standalone", text=text))

@@ -11,7 +11,7 @@ import hashlib
 import random
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .graph import Graph
@@ -39,10 +39,11 @@ class WalkContext:
     prefix: str = ""  # "outer>" inside a nested graph
 
     def retry(self, attempt: int, feedback: str | None) -> WalkContext:
-        return replace(self, attempt=attempt, feedback=feedback)
+        return WalkContext(self.walk_id, self.rng, self.llm, self.calls, self.path, attempt, feedback, self.prefix)
 
     def within(self, graph: str) -> WalkContext:
-        return replace(self, prefix=f"{self.prefix}{graph}>")
+        return WalkContext(self.walk_id, self.rng, self.llm, self.calls, self.path, self.attempt, self.feedback,
+                           f"{self.prefix}{graph}>")
 
 
 @dataclass

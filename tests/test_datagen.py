@@ -103,8 +103,7 @@ pipelines = st.builds(
 def test_facts_come_from_the_types():
     dp = Datapoint(seed=Seed(seed_id="x", text="t"))
     assert facts(dp) == {"seed", "seed.kind=passage"}
-    dp = dp.model_copy(update={"instruction": Instruction(kind="k", mode="standalone", text="q"),
-                               "answer": Answer(text="a", style="s")})
+    dp = dp.replace(instruction=Instruction(kind="k", mode="standalone", text="q"), answer=Answer(text="a", style="s"))
     assert facts(dp) == {"seed", "seed.kind=passage", "instruction", "instruction.mode=standalone", "answer",
                          "answer.refined=false"}
     assert VOCABULARY == {  # presence of each part, and its Literal/bool fields; free text never becomes a fact
@@ -113,6 +112,14 @@ def test_facts_come_from_the_types():
         "answer.refined=true"}
     with pytest.raises(ValueError, match=r"unknown fact 'instruction.mode=contxtual'.*instruction.mode=contextual"):
         check_facts(["instruction.mode=contxtual"], "node n: requires")
+
+
+def test_replace_validates_the_new_parts():
+    dp = Datapoint(seed=Seed(seed_id="x", text="t"))
+    assert dp.replace(passage=Passage(text="p", form="f")).passage == Passage(text="p", form="f")
+    assert dp.passage is None  # parts are immutable: replace returns a new datapoint
+    with pytest.raises(ValueError, match="answer"):
+        dp.replace(answer="not an Answer")
 
 
 # -- validation ------------------------------------------------------------------------------------------

@@ -110,7 +110,7 @@ class DataForgeEnv(Env):
         parts = {"instruction": v["instruction"], "passage": v["passage"], "answer": {"text": parsed.answer}}
         seed = int(hashlib.sha256(f"{task.task_id}|{parsed.answer}".encode()).hexdigest()[:8], 16)
         sampling = Sampling(temperature=0.0, max_tokens=int(v.get("max_tokens", 256)), seed=seed)
-        chat = [Message(role="system", content=rubric.system_prompt()),
+        chat = [Message(role="system", content=rubric.system_prompt),
                 Message(role="user", content=rubric.user_prompt(parts))]
         policy = load_policy(dict(v["judge"]))
         try:
