@@ -120,7 +120,7 @@ class EnvService:
                 if isinstance(result, (BrokenProcessPool, TimeoutError)):
                     self._reset_pool(pool)  # a hung worker would otherwise hold its slot forever
                 reason = "verification timed out" if isinstance(result, TimeoutError) else f"verifier process failed: {result!r}"
-                result = [Score(reward=0.0, accepted=False, error=reason)] * len(chunk)
+                result = [Score(reward=0.0, accepted=False, error=reason, retry=True)] * len(chunk)
             for i, score in zip(chunk, result):
                 scores[i] = score
         return scores  # type: ignore[return-value]

@@ -151,6 +151,10 @@ class Score(Strict):
     accepted: bool
     details: dict[str, JsonValue] = Field(default_factory=dict)
     error: str | None = None
+    # No verdict at all: the verifier failed for an infrastructure reason (its judge model unreachable, the
+    # sandbox or the verify pool failing, a timeout). Rollout samples the task again later instead of
+    # recording a rejection; evals leave the sample out of every score.
+    retry: bool = False
 
 
 class Trajectory(Strict):

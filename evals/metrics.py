@@ -31,7 +31,8 @@ ERROR_KINDS = ("parse", *HARNESS_ERRORS)
 # A verifier's Score.error is the model's fault (a parse failure) unless details["error_kind"] names one of
 # ERROR_KINDS, or its text starts with one of these (what Env.score and the built-in verifiers write).
 _ERROR_PREFIXES = (("verifier error", "verifier"), ("bad task", "task"), ("invalid schema", "task"),
-                   ("unresolvable reference", "task"), ("sandbox", "sandbox"), ("verification timed out", "timeout"))
+                   ("unresolvable reference", "task"), ("sandbox", "sandbox"), ("verification timed out", "timeout"),
+                   ("verifier process failed", "verifier"))
 # Scalar details that break scores down (answer_format's format, tool_calls' kind, a code task's difficulty).
 BREAKDOWN_KEYS = ("format", "kind", "category", "difficulty")
 

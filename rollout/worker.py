@@ -34,8 +34,8 @@ class RolloutWorker:
         return task if item["reasoning"] is None else task.model_copy(update={"reasoning": item["reasoning"]})
 
     async def run_task(self, item: dict[str, Any]) -> dict[str, Any]:
-        """Sample one task. Engine failures (after the policy's own retries) come back as an error, never as
-        a rejection, so the driver retries the task later."""
+        """Sample one task. Engine failures (after the policy's own retries) and verifiers that could not
+        judge (Score.retry) come back as an error, never as a rejection, so the driver retries the task later."""
         cfg = self.config
         task = self._task(item)
         spec = environments.spec(item["env"])
@@ -47,6 +47,9 @@ class RolloutWorker:
                 trajectories = await sample_single_turn(task, self.policy, self.env, cfg.sampling, cfg.n)
         except EngineError as exc:
             return {"key": item["key"], "error": str(exc)}
+        if unjudged := next((t.score for t in trajectories if t.score is not None and t.score.retry), None):
+            # the verifier failed, not the policy: a rejection recorded now would be false
+            return {"key": item["key"], "error": f"no verdict: {unjudged.error}"}
         group = make_group(f"{cfg.run_id}:{item['key']}", task, spec.version, self.policy, trajectories)
         if cfg.submit_to_store:
             await self.env.submit(group)

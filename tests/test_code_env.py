@@ -267,6 +267,23 @@ def test_a_malformed_verifier_is_a_score_not_an_exception():
     assert not score.accepted and score.error.startswith("malformed task verifier")
 
 
+def test_a_sandbox_that_cannot_start_gives_no_verdict(monkeypatch):
+    """bubblewrap failing to set up (a namespace limit, say) is not the program's fault: the score asks for a
+    retry instead of failing the answer."""
+    from environments.code.sandbox import SandboxFailed
+    from evals.metrics import error_kind
+
+    env = environments.make("code")
+
+    def refuse(*args, **kwargs):
+        raise SandboxFailed("bwrap: setting up uid map: Permission denied")
+
+    monkeypatch.setattr(env.sandbox, "run", refuse)
+    score = env.verify(problem_task("a-plus-b"), answer(A_PLUS_B))
+    assert score.retry and not score.accepted and score.error.startswith("sandbox failed: bwrap")
+    assert error_kind(score.error, score.details) == "sandbox"
+
+
 def test_judging_does_not_hold_up_the_event_loop():
     async def scenario() -> tuple[int, float]:
         env = environments.make("code")

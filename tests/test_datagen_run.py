@@ -323,6 +323,38 @@ def test_dataforge_environment_rewards_with_the_rubric_judge(endpoint, reference
     assert not score.accepted and "no judge policy" in score.error
 
 
+def test_dataforge_judge_failures_are_no_verdicts(tmp_path, monkeypatch):
+    """A judge that is down asks for a retry (rollout samples the task again later); one that refuses the
+    request gives no verdict without a retry. Neither is the answer's fault: evals leave both out."""
+    from evals.metrics import error_kind
+
+    (tmp_path / "judges_mod.py").write_text(textwrap.dedent('''
+        from rollout.policies import EngineError, RequestError
+
+        class Judge:  # stands in for the judge's endpoint pool after its own retries
+            name, version, error = "judge", 0, EngineError
+
+            def __init__(self, **_):
+                pass
+
+            async def generate(self, chat, tools, sampling, n):
+                raise self.error("the endpoint answered 503")
+
+            async def close(self):
+                pass
+
+        class Refusing(Judge):
+            error = RequestError
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for kind, retry, message in (("judges_mod:Judge", True, "judge unavailable"),
+                                 ("judges_mod:Refusing", False, "judge refused the request")):
+        env = environments.make("dataforge", judge={"kind": kind})
+        score = env.verify(env.tasks().get("train", 0), Completion(text="An answer."))
+        assert score.retry is retry and not score.accepted and score.error.startswith(message)
+        assert error_kind(score.error, score.details) == "verifier"
+
+
 # -- the real embedded model -----------------------------------------------------------------------------
 @pytest.mark.slow  # starts the embedded policy server (SmolLM2-135M on the CPU)
 def test_a_small_run_on_the_embedded_policy(tmp_path):

@@ -85,6 +85,43 @@ def test_config_errors_name_the_field(tmp_path):
         RolloutConfig.load(bad)
 
 
+def test_a_group_the_verifier_could_not_judge_is_retried_not_rejected(monkeypatch):
+    """A Score with retry (the judge model down, the sandbox failing) is no verdict: the worker hands the task
+    back as an error, which the driver requeues, instead of storing a group of false rejections."""
+    from rollout import worker as rollout_worker
+
+    judged = traj("\\boxed{4}", True)
+    group = [judged, Trajectory(messages=judged.messages, reward=0.0, score=Score(
+        reward=0.0, accepted=False, error="judge unavailable: 503", retry=True))]
+    submitted = []
+
+    async def sample(task, policy, env, sampling, n):  # stands in for the engine and the server's verify route
+        return group
+
+    async def submit(g):
+        submitted.append(g)
+
+    monkeypatch.setattr(rollout_worker, "sample_single_turn", sample)
+    config = {"run_id": "r", "out_dir": "o", "n": 2, "envs": [{"name": "arithmetic", "tasks": 1}],
+              "policy": {"kind": "openai", "urls": ["http://127.0.0.1:9"], "model": "m"}}
+    item = {"key": "arithmetic/train/0", "env": "arithmetic", "split": "train", "index": 0, "reasoning": None,
+            "max_turns": 1, "config": {}}
+
+    async def main():
+        worker = rollout_worker.RolloutWorker(config, config["policy"], "http://127.0.0.1:9")
+        worker.env.submit = submit
+        try:
+            unjudged = await worker.run_task(item)
+            group[1] = traj("\\boxed{5}", False)  # a real rejection: stored and selected as usual
+            return unjudged, await worker.run_task(item)
+        finally:
+            await worker.close()
+
+    unjudged, judged_result = asyncio.run(main())
+    assert unjudged == {"key": item["key"], "error": "no verdict: judge unavailable: 503"}
+    assert judged_result["samples"] == 2 and judged_result["accepted_samples"] == 1 and len(submitted) == 1
+
+
 @pytest.fixture
 def canned(tmp_path):
     script = tmp_path / "canned.py"

@@ -227,6 +227,24 @@ def test_metrics_and_openapi(shared_server):
     assert group_ref.split("/")[-1] in doc["components"]["schemas"]
 
 
+def test_a_verify_batch_that_times_out_asks_for_a_retry():
+    """The verify pool timing out is the server's failure, not the answers': no verdict, retry later."""
+    from env_server.envs import EnvService
+
+    env = environments.make("arithmetic")
+    items = [(env.tasks().get("train", i), Completion(text="\\boxed{1}")) for i in range(4)]
+
+    async def flow():
+        service = EnvService(verify_workers=1)
+        try:
+            return await service.verify("arithmetic", items, timeout=1e-4)  # the worker has not even started
+        finally:
+            service.shutdown()
+
+    scores = run(flow())
+    assert all(s.retry and not s.accepted and s.error == "verification timed out" for s in scores)
+
+
 def test_idle_sessions_expire(tmp_path):
     from env_server.envs import EnvService
     from environments.env import ResetOptions

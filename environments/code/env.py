@@ -16,7 +16,7 @@ from .extract import extract_program
 from .files import load_tasks
 from .judge import CodeSpec, describe, feedback, judge
 from .problems import builtin_problems
-from .sandbox import get_sandbox, language
+from .sandbox import SandboxFailed, get_sandbox, language
 
 
 class CodeEnv(Env):
@@ -65,7 +65,11 @@ class CodeEnv(Env):
         program = extract_program(parsed.answer, lang)
         if program is None:
             return Score(reward=0.0, accepted=False, error=f"no ```{lang.fences[0]} code block in the answer")
-        return judge(program, spec, self.sandbox)
+        try:
+            return judge(program, spec, self.sandbox)
+        except SandboxFailed as exc:  # bubblewrap could not start (e.g. a namespace limit): the program never ran
+            return Score(reward=0.0, accepted=False, error=f"sandbox failed: {exc}", retry=True,
+                         details={"error_kind": "sandbox"})
 
     async def step(self, action: Message) -> StepResult:
         """Judged on a worker thread: the sandbox runs never hold up the event loop (the server's sessions)."""

@@ -115,8 +115,12 @@ class DataForgeEnv(Env):
         policy = load_policy(dict(v["judge"]))
         try:
             [verdict_text] = [c.text for c in await policy.generate(chat, None, sampling, 1)]
-        except (EngineError, RequestError) as exc:
-            return Score(reward=0.0, accepted=False, error=f"judge unavailable: {exc}", details={"infra": True})
+        except EngineError as exc:  # down or overloaded: the same answer is judged again later
+            return Score(reward=0.0, accepted=False, error=f"judge unavailable: {exc}", retry=True,
+                         details={"error_kind": "verifier"})
+        except RequestError as exc:  # the judge refused this request (e.g. beyond its context): no verdict
+            return Score(reward=0.0, accepted=False, error=f"judge refused the request: {exc}",
+                         details={"error_kind": "verifier"})
         finally:
             await policy.close()
         verdict = rubric.verdict(verdict_text, "dataforge", 0)
