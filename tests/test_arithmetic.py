@@ -238,7 +238,7 @@ def test_reset_and_step_single_turn():
     assert (reward, terminated, truncated) == (1.0, True, False)
     assert obs.messages[-1] == action and len(obs.messages) == 2
     assert info["score"] == {"reward": 1.0, "accepted": True, "details": {
-        "expected": e.task.verifier["answer"], "extracted": e.task.verifier["answer"]}, "error": None}
+        "expected": e.task.verifier["answer"], "extracted": e.task.verifier["answer"]}, "error": None, "retry": False}
 
 
 def test_step_after_termination_raises():
