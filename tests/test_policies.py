@@ -74,6 +74,37 @@ def test_client_errors_are_not_retried_and_exhaustion_raises_engine_error():
     assert len(calls) == 1
 
 
+def test_rate_limits_and_request_timeouts_are_retried_after_the_asked_wait():
+    """429 and 408 mean "not now", not "bad request": retried (after Retry-After), then an EngineError, which
+    rollout and datagen defer instead of recording a failed sample."""
+    statuses = [429, 408, 200]
+    seen = []
+
+    async def limited(request):
+        seen.append(asyncio.get_running_loop().time())
+        status = statuses[len(seen) - 1]
+        return web.json_response({"ok": status == 200}, status=status, headers={"Retry-After": "0.2"})
+
+    async def go():
+        server = await _server(limited)
+        pool = EndpointPool([str(server.make_url(""))], retries=3, backoff=0.001)
+        always = EndpointPool([str(server.make_url(""))], retries=1, backoff=0.001)
+        try:
+            result = await pool.post("/x", {})
+            statuses[:] = [429] * 5
+            seen.clear()
+            with pytest.raises(EngineError, match="answered 429"):
+                await always.post("/x", {})
+        finally:
+            await pool.close()
+            await always.close()
+            await server.close()
+        return result
+
+    assert asyncio.run(go()) == {"ok": True}
+    assert len(seen) == 2 and seen[1] - seen[0] >= 0.19  # the asked wait, not the 1 ms backoff
+
+
 def test_least_in_flight_balancing():
     seen: list[str] = []
 

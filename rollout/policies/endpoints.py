@@ -1,5 +1,6 @@
 """A pool of inference endpoints: least-in-flight balancing (as sglang-router does), a concurrency bound per
-endpoint, and failover with backoff on connection errors and 5xx. A 4xx is the request's fault: raised."""
+endpoint, and failover with backoff on connection errors, timeouts, 5xx, 408 and 429 (waiting at least as
+long as a Retry-After header asks, up to a minute). Any other 4xx is the request's fault: raised."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ class EngineError(RuntimeError):
 
 
 class RequestError(ValueError):
-    """An endpoint refused the request itself (4xx)."""
+    """An endpoint refused the request itself (4xx other than 408 and 429)."""
+
+
+TRANSIENT = frozenset({408, 429})  # client-error codes that mean "not now" (timeout, rate limit): retried
 
 
 @dataclass
@@ -55,15 +59,17 @@ class EndpointPool:
         for attempt in range(self.retries + 1):
             endpoint = self._pick(tried)
             endpoint.in_flight += 1
+            wait = 0.0
             try:
                 async with endpoint.slots, session.post(endpoint.url + path, json=body) as resp:
                     if resp.status < 400:
                         endpoint.failures = 0
                         return await resp.json()
                     text = (await resp.text())[:500]
-                    if resp.status < 500:
+                    if resp.status < 500 and resp.status not in TRANSIENT:
                         raise RequestError(f"{endpoint.url}{path} answered {resp.status}: {text}")
                     last = f"{endpoint.url}{path} answered {resp.status}: {text}"
+                    wait = _retry_after(resp.headers.get("Retry-After"))
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
                 last = f"{endpoint.url}{path}: {type(exc).__name__}: {exc}"
             finally:
@@ -72,7 +78,7 @@ class EndpointPool:
             self.errors += 1
             tried.add(endpoint.url)
             if attempt < self.retries:
-                await asyncio.sleep(self.backoff * 2**attempt * (0.5 + random.random()))
+                await asyncio.sleep(max(wait, self.backoff * 2**attempt * (0.5 + random.random())))
         raise EngineError(f"inference failed after {self.retries + 1} attempts; last: {last}")
 
     async def get(self, path: str) -> Any:
@@ -85,3 +91,11 @@ class EndpointPool:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _retry_after(header: str | None) -> float:
+    """Seconds a Retry-After header asks to wait (its delta-seconds form; an HTTP date counts as none), at most 60."""
+    try:
+        return min(max(float(header), 0.0), 60.0) if header else 0.0
+    except ValueError:
+        return 0.0
