@@ -76,6 +76,7 @@ class EnvService:
         self.session_idle_seconds = session_idle_seconds
         self.sessions: dict[str, Session] = {}
         self._pool: ProcessPoolExecutor | None = None
+        self._free_workers = asyncio.Semaphore(self.verify_workers)
 
     # -- episodes -----------------------------------------------------------------------------------
     async def reset(self, name: str, seed: int | None, options: ResetOptions) -> tuple[str, Observation, dict[str, Any]]:
@@ -110,20 +111,29 @@ class EnvService:
         if not items:
             return []
         chunks = _chunks(items, min(self.verify_workers, len(items)))
-        loop = asyncio.get_running_loop()
-        pool = self._get_pool()
-        futures = [loop.run_in_executor(pool, _verify_chunk, spec.cls, name, [items[i] for i in chunk]) for chunk in chunks]
-        results = await asyncio.gather(*(asyncio.wait_for(f, timeout) for f in futures), return_exceptions=True)
+        results = await asyncio.gather(*(self._run_chunk(spec.cls, name, [items[i] for i in chunk], timeout)
+                                         for chunk in chunks))
         scores: list[Score | None] = [None] * len(items)
         for chunk, result in zip(chunks, results):
-            if isinstance(result, BaseException):
-                if isinstance(result, (BrokenProcessPool, TimeoutError)):
-                    self._reset_pool(pool)  # a hung worker would otherwise hold its slot forever
-                reason = "verification timed out" if isinstance(result, TimeoutError) else f"verifier process failed: {result!r}"
-                result = [Score(reward=0.0, accepted=False, error=reason, retry=True)] * len(chunk)
             for i, score in zip(chunk, result):
                 scores[i] = score
         return scores  # type: ignore[return-value]
+
+    async def _run_chunk(self, cls: type[Env], name: str, items: list[tuple[Task, Completion]],
+                            timeout: float) -> list[Score]:
+        """One chunk on one worker process. The timeout counts from when a worker is free to take the chunk,
+        not while it queues behind other requests' chunks."""
+        async with self._free_workers:
+            pool = self._get_pool()
+            try:
+                return await asyncio.wait_for(
+                    asyncio.get_running_loop().run_in_executor(pool, _verify_chunk, cls, name, items), timeout)
+            except (BrokenProcessPool, TimeoutError) as exc:  # the worker's failure, not the answers': retry later
+                self._reset_pool(pool)  # a hung worker would otherwise hold its slot forever
+                reason = "verification timed out" if isinstance(exc, TimeoutError) else f"verifier process failed: {exc!r}"
+                return [Score(reward=0.0, accepted=False, error=reason, retry=True)] * len(items)
+            except Exception as exc:  # e.g. an item that cannot be sent to the worker: retrying would not help
+                return [Score(reward=0.0, accepted=False, error=f"verifier process failed: {exc!r}")] * len(items)
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:

@@ -284,6 +284,32 @@ def test_a_sandbox_that_cannot_start_gives_no_verdict(monkeypatch):
     assert error_kind(score.error, score.details) == "sandbox"
 
 
+def test_the_verify_timeout_counts_from_when_a_worker_takes_the_chunk():
+    """Two requests on one verify worker: the second queues behind the first. Its timeout (1.5 times one
+    chunk's run) must not count the queueing, or it would time out with nothing wrong."""
+    import time
+
+    from env_server.envs import EnvService
+
+    slow = "import time\ntime.sleep(0.3)\n" + A_PLUS_B
+    items = [(problem_task("a-plus-b"), answer(slow))]
+
+    async def flow():
+        service = EnvService(verify_workers=1)
+        try:
+            await service.verify("code", items, timeout=120)  # starts the worker process
+            start = time.perf_counter()
+            [alone] = await service.verify("code", items, timeout=120)
+            one_chunk = time.perf_counter() - start
+            both = await asyncio.gather(*(service.verify("code", items, timeout=1.5 * one_chunk) for _ in range(2)))
+            return alone, [s for scores in both for s in scores]
+        finally:
+            service.shutdown()
+
+    alone, queued = asyncio.run(flow())
+    assert alone.accepted and all(s.accepted and s.error is None for s in queued), [s.error for s in queued]
+
+
 def test_judging_does_not_hold_up_the_event_loop():
     async def scenario() -> tuple[int, float]:
         env = environments.make("code")
