@@ -298,6 +298,31 @@ def test_openai_chat_and_completions(server):
     assert status == 200 and plain["choices"][0]["logprobs"] is None
 
 
+def test_openai_chat_continues_a_final_assistant_message(server, tokenizer):
+    """vLLM's and SGLang's `continue_final_message`: the prompt ends inside the assistant's turn; OpenAIPolicy
+    asks for it whenever a chat ends with the assistant's message (a prefilled answer, a forced `</think>`)."""
+    from environments import Message
+    from rollout.policies import Sampling
+    from rollout.policies.openai import OpenAIPolicy
+
+    messages = [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "The answer is"}]
+    expected = tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=True,
+                                             return_dict=True)["input_ids"]
+    assert tokenizer.decode(expected).endswith("The answer is")
+    status, out = http(server, "/v1/chat/completions", {"messages": messages, "max_tokens": 3, "temperature": 0,
+                                                        "continue_final_message": True, "add_generation_prompt": False})
+    assert status == 200 and out["usage"]["prompt_tokens"] == len(expected)
+
+    async def through_the_policy():
+        policy = OpenAIPolicy(server.url, "m", api_key=TOKEN)
+        try:
+            return await policy.generate([Message(**m) for m in messages], None, Sampling(temperature=0, max_tokens=3), 1)
+        finally:
+            await policy.close()
+    [completion] = asyncio.run(through_the_policy())
+    assert completion.usage.prompt_tokens == len(expected) and completion.text == out["choices"][0]["message"]["content"]
+
+
 @pytest.mark.parametrize(("path", "body", "field"), [
     ("/generate", {}, "input_ids"),
     ("/generate", {"text": "hi", "input_ids": [1]}, "input_ids"),
@@ -312,6 +337,10 @@ def test_openai_chat_and_completions(server):
     ("/v1/chat/completions", {"messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2}, "top_logprobs"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "temperature": -1}, "temperature"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "continue_final_message": True,
+                              "add_generation_prompt": False}, "continue_final_message"),
+    ("/v1/chat/completions", {"messages": [{"role": "assistant", "content": "x"}], "continue_final_message": True},
+     "continue_final_message"),
     ("/v1/completions", {"prompt": "x", "max_tokens": 0}, "max_tokens"),
     ("/v1/completions", {"prompt": "x", "stop": [""]}, "stop"),
 ])

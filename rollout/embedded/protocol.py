@@ -121,6 +121,19 @@ class ChatRequest(_OpenAISampling):
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=0)  # only the chosen tokens' logprobs are returned
     tools: list[dict[str, Any]] | None = None  # rendered by the chat template if it knows tools
+    # vLLM's and SGLang's extensions: continue the final assistant message instead of opening a new turn
+    # (prefilled answers, the length-control stage's forced `</think>`).
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
+
+    @field_validator("continue_final_message")
+    @classmethod
+    def _continuation(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("add_generation_prompt", True):
+            raise ValueError("needs add_generation_prompt = false")
+        if value and (messages := info.data.get("messages")) and messages[-1].role != "assistant":
+            raise ValueError("needs the last message to be the assistant's")
+        return value
 
     def chat(self) -> list[dict[str, Any]]:
         return [{**m.model_dump(exclude_none=True), "content": m.content or ""} for m in self.messages]

@@ -131,8 +131,9 @@ async def chat_completions(request: web.Request) -> web.Response:
     body: ChatRequest = await parse(request, ChatRequest)
     tokenizer, engine = request.app[TOKENIZER], request.app[ENGINE]
     try:
-        ids = tokenizer.apply_chat_template(body.chat(), tools=body.tools, add_generation_prompt=True,
-                                            tokenize=True, return_dict=True)["input_ids"]
+        ids = tokenizer.apply_chat_template(body.chat(), tools=body.tools, add_generation_prompt=body.add_generation_prompt,
+                                            continue_final_message=body.continue_final_message, tokenize=True,
+                                            return_dict=True)["input_ids"]
     except (TemplateError, ValueError, TypeError, KeyError) as exc:
         raise HTTPError(422, "the chat template cannot render these messages", [("messages", str(exc))]) from exc
     [samples] = await _generate(engine, [ids], body.to_engine(engine.context_length), "messages")

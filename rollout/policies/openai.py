@@ -65,6 +65,8 @@ class OpenAIPolicy:
             body["seed"] = sampling.seed
         if (spec := openai_tools(tools)) is not None:
             body["tools"] = spec
+        if chat[-1].role == "assistant":  # continue that message (vLLM's and SGLang's extension), as SGLangPolicy does
+            body["continue_final_message"], body["add_generation_prompt"] = True, False
         doc = await self.pool.post("/v1/chat/completions", body)
         usage = doc.get("usage") or {}
         completions = []
