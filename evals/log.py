@@ -40,6 +40,7 @@ class SampleRecord(BaseModel):
     details: dict[str, JsonValue] = Field(default_factory=dict)  # the verifier's verdict details
     error: str | None = None
     error_kind: str | None = None  # evals.metrics.ERROR_KINDS
+    retry: bool = False  # the verifier could not judge (Score.retry): the sample is made again on resume
     finish_reason: str | None = None
     overlong: bool = False
     prompt_tokens: int | None = None
@@ -99,7 +100,7 @@ def write_parquet(path: Path, records: Iterable[SampleRecord]) -> None:
         ("prompt", pa.string()), ("output", pa.string()), ("transcript", pa.string()), ("reasoning", pa.string()),
         ("extracted", pa.string()),
         ("reward", pa.float64()), ("accepted", pa.bool_()), ("details", pa.string()), ("error", pa.string()),
-        ("error_kind", pa.string()), ("finish_reason", pa.string()), ("overlong", pa.bool_()),
+        ("error_kind", pa.string()), ("retry", pa.bool_()), ("finish_reason", pa.string()), ("overlong", pa.bool_()),
         ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("latency_s", pa.float64()),
         ("verify_s", pa.float64()), ("attempts", pa.int32()), ("seed", pa.int64())])
     tmp = path.with_suffix(".parquet.tmp")

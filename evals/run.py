@@ -310,8 +310,8 @@ def _output_tokens(c: Completion | None) -> int | None:
 def _with_score(record: SampleRecord, score: Score, seconds: float) -> SampleRecord:
     return record.model_copy(update={
         "reward": score.reward, "accepted": score.accepted, "details": score.details, "error": score.error,
-        "error_kind": error_kind(score.error, score.details), "extracted": score.details.get("extracted"),
-        "verify_s": seconds})
+        "error_kind": error_kind(score.error, score.details), "retry": score.retry,
+        "extracted": score.details.get("extracted"), "verify_s": seconds})
 
 
 # -- the run --------------------------------------------------------------------------------------------
@@ -399,8 +399,9 @@ def _key(suite: Suite, task: Task, sample: int) -> str:
 
 
 def _unfinished(record: SampleRecord | None) -> bool:
-    """Not yet logged, or logged without a completion (engine error, timeout): those are tried again."""
-    return record is None or (record.error_kind in ("engine", "timeout") and record.output is None)
+    """Not yet logged, logged without a completion (engine error, timeout), or not judged because the
+    verifier failed (Score.retry): those are tried again."""
+    return record is None or record.retry or (record.error_kind in ("engine", "timeout") and record.output is None)
 
 
 async def _manifest(config: EvalConfig, suites: list[Suite], policy: Policy, path: Path) -> dict[str, Any]:

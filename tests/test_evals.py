@@ -357,6 +357,18 @@ def test_resume_after_kill_regenerates_nothing_finished(tmp_path, monkeypatch):
     assert {r["key"] for r in rows if r["output"] == "\\boxed{1}"} == finished  # kept as they were
 
 
+def test_a_sample_the_verifier_could_not_judge_is_made_again_on_resume():
+    from environments import Score
+    from evals.run import _unfinished, _with_score
+
+    base = SampleRecord.model_validate(record("t", 0, None))
+    down = _with_score(base, Score(reward=0.0, accepted=False, error="judge unavailable: 503", retry=True,
+                                   details={"error_kind": "verifier"}), 0.1)
+    assert down.retry and down.error_kind == "verifier" and _unfinished(down)  # no verdict: left out, redone
+    judged = _with_score(base, Score(reward=1.0, accepted=True), 0.1)
+    assert not judged.retry and not _unfinished(judged)
+
+
 def test_resume_refuses_a_changed_configuration(two_runs):
     run_a, _, _ = two_runs
     changed = config(run_a, [{"name": "arithmetic", "limit": 8}], sampling={"temperature": 0.2})
