@@ -92,7 +92,10 @@ class EnvServerClient:
         await self.request("DELETE", f"/v1/sessions/{session_id}")
 
     async def verify(self, name: str, items: list[tuple[Task, Completion]]) -> list[dict[str, Any]]:
-        body = {"items": [{"task": t.model_dump(mode="json"), "completion": c.model_dump(mode="json")} for t, c in items]}
+        """Scores for the completions. Verifiers judge what was said, so token ids and logprobs (most of a
+        completion's bytes) stay here."""
+        body = {"items": [{"task": t.model_dump(mode="json"),
+                           "completion": c.model_dump(mode="json", exclude={"token_ids", "logprobs"})} for t, c in items]}
         return (await self.request("POST", f"/v1/envs/{name}/verify", body))["scores"]
 
     # -- trajectory store ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The client's retry policy: back off and retry on 5xx and connection errors, never on 4xx."""
+"""The client: its retry policy (back off and retry on 5xx and connection errors, never on 4xx) and what it sends."""
 
 from __future__ import annotations
 
@@ -69,3 +69,24 @@ def test_connection_errors_are_retried_then_raised():
     with pytest.raises(Exception) as err:
         asyncio.run(go())
     assert not isinstance(err.value, ServerError)
+
+
+def test_verify_sends_text_not_token_arrays():
+    """Verifiers judge what was said; token ids and logprobs (most of a completion's bytes) stay behind."""
+    import environments
+    from environments import Completion
+
+    bodies = []
+
+    async def verify(request):
+        bodies.append(await request.json())
+        return web.json_response({"scores": [{"reward": 1.0, "accepted": True}]})
+
+    task = environments.make("arithmetic").tasks().get("train", 0)
+    completion = Completion(text="\\boxed{1}", token_ids=[1, 2, 3], logprobs=[-0.1, -0.2, -0.3], finish_reason="stop")
+    scores = asyncio.run(_with_server(verify, lambda c: c.verify("arithmetic", [(task, completion)])))
+    assert scores == [{"reward": 1.0, "accepted": True}]
+    [item] = bodies[0]["items"]
+    assert item["completion"] == {"text": "\\boxed{1}", "tool_calls": None, "finish_reason": "stop", "usage": None}
+    assert item["task"]["task_id"] == task.task_id
+
