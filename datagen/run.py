@@ -169,7 +169,7 @@ def _rare_collections() -> Iterator[None]:
     the long-lived modules and catalog, which freezing takes out of its view."""
     thresholds = gc.get_threshold()
     gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
+    gc.set_threshold(50_000, 20, 20)
     try:
         yield
     finally:
