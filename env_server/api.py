@@ -33,17 +33,19 @@ class StepResponse(Strict):
     info: dict[str, Any]
 
 
-class VerifyItem(Strict):
+class VerifyGroup(Strict):
+    """One task and its completions (a GRPO group): the task travels, and is validated, once."""
+
     task: Task
-    completion: Completion
+    completions: list[Completion] = Field(min_length=1)
 
 
 class VerifyRequest(Strict):
-    items: list[VerifyItem]
+    groups: list[VerifyGroup]
 
 
 class VerifyResponse(Strict):
-    scores: list[Score]
+    scores: list[list[Score]]  # per group, per completion, in order
 
 
 class SubmitResponse(Strict):

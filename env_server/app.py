@@ -217,12 +217,12 @@ async def verify(request: web.Request) -> web.Response:
     name = _spec(request.match_info["name"]).name
     cfg = request.app[CONFIG]
     body: api.VerifyRequest = await parse(request, api.VerifyRequest)
-    if len(body.items) > cfg.max_verify_items:
-        raise HTTPError(413, "too many items", [("items", f"at most {cfg.max_verify_items} items per request")])
-    items = [(item.task, item.completion) for item in body.items]
-    scores = await request.app[ENVS].verify(name, items, cfg.verify_timeout)
-    request.app[METRICS]["verified"].inc(len(scores))
-    return reply(request, api.VerifyResponse(scores=scores))
+    items = [(group.task, completion) for group in body.groups for completion in group.completions]
+    if len(items) > cfg.max_verify_items:
+        raise HTTPError(413, "too many completions", [("groups", f"at most {cfg.max_verify_items} completions per request")])
+    scores = iter(await request.app[ENVS].verify(name, items, cfg.verify_timeout))
+    request.app[METRICS]["verified"].inc(len(items))
+    return reply(request, api.VerifyResponse(scores=[[next(scores) for _ in g.completions] for g in body.groups]))
 
 
 async def submit_group(request: web.Request) -> web.Response:

@@ -92,11 +92,17 @@ class EnvServerClient:
         await self.request("DELETE", f"/v1/sessions/{session_id}")
 
     async def verify(self, name: str, items: list[tuple[Task, Completion]]) -> list[dict[str, Any]]:
-        """Scores for the completions. Verifiers judge what was said, so token ids and logprobs (most of a
-        completion's bytes) stay here."""
-        body = {"items": [{"task": t.model_dump(mode="json"),
-                           "completion": c.model_dump(mode="json", exclude={"token_ids", "logprobs"})} for t, c in items]}
-        return (await self.request("POST", f"/v1/envs/{name}/verify", body))["scores"]
+        """Scores for the completions, in order. Consecutive items of one task travel as one group (the task
+        once); verifiers judge what was said, so token ids and logprobs (most of a completion's bytes) stay here."""
+        groups: list[tuple[Task, list[dict[str, Any]]]] = []
+        for task, completion in items:
+            if not groups or not (groups[-1][0] is task or groups[-1][0] == task):
+                groups.append((task, []))
+            groups[-1][1].append(completion.model_dump(mode="json", exclude={"token_ids", "logprobs"}))
+        body = {"groups": [{"task": task.model_dump(mode="json"), "completions": completions}
+                           for task, completions in groups]}
+        scores = (await self.request("POST", f"/v1/envs/{name}/verify", body))["scores"]
+        return [score for group in scores for score in group]
 
     # -- trajectory store ---------------------------------------------------------------------------
     async def submit(self, group: Group) -> bool:

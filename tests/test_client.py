@@ -71,22 +71,27 @@ def test_connection_errors_are_retried_then_raised():
     assert not isinstance(err.value, ServerError)
 
 
-def test_verify_sends_text_not_token_arrays():
-    """Verifiers judge what was said; token ids and logprobs (most of a completion's bytes) stay behind."""
+def test_verify_sends_each_task_once_and_text_not_token_arrays():
+    """Consecutive completions of one task travel as a group (the task once); verifiers judge what was said,
+    so token ids and logprobs (most of a completion's bytes) stay behind. Scores come back flat, in order."""
     import environments
     from environments import Completion
 
     bodies = []
 
     async def verify(request):
-        bodies.append(await request.json())
-        return web.json_response({"scores": [{"reward": 1.0, "accepted": True}]})
+        body = await request.json()
+        bodies.append(body)
+        return web.json_response({"scores": [[{"reward": float(i), "accepted": True} for i, _ in enumerate(g["completions"])]
+                                             for g in body["groups"]]})
 
-    task = environments.make("arithmetic").tasks().get("train", 0)
+    tasks = environments.make("arithmetic").tasks()
+    first, second = tasks.get("train", 0), tasks.get("train", 1)
     completion = Completion(text="\\boxed{1}", token_ids=[1, 2, 3], logprobs=[-0.1, -0.2, -0.3], finish_reason="stop")
-    scores = asyncio.run(_with_server(verify, lambda c: c.verify("arithmetic", [(task, completion)])))
-    assert scores == [{"reward": 1.0, "accepted": True}]
-    [item] = bodies[0]["items"]
-    assert item["completion"] == {"text": "\\boxed{1}", "tool_calls": None, "finish_reason": "stop", "usage": None}
-    assert item["task"]["task_id"] == task.task_id
-
+    items = [(first, completion), (first, completion), (second, completion)]
+    scores = asyncio.run(_with_server(verify, lambda c: c.verify("arithmetic", items)))
+    assert [s["reward"] for s in scores] == [0.0, 1.0, 0.0]
+    groups = bodies[0]["groups"]
+    assert [g["task"]["task_id"] for g in groups] == [first.task_id, second.task_id]
+    assert groups[0]["completions"] == [{"text": "\\boxed{1}", "tool_calls": None, "finish_reason": "stop",
+                                         "usage": None}] * 2

@@ -103,7 +103,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "reset": {"seed": 7, "options": {"split": "train", "index": 3, "reasoning": False, "task": TASK}},
     "step": {"action": {"role": "assistant", "content": "\\boxed{2}", "reasoning": "r", "name": "me",
                         "tool_calls": [{"id": "1", "name": "calc", "arguments": {"a": 1}}]}},
-    "verify": {"items": [{"task": TASK, "completion": COMPLETION}, {"task": TASK, "completion": {"text": "no"}}]},
+    "verify": {"groups": [{"task": TASK, "completions": [COMPLETION, {"text": "no"}]}]},
     "groups": valid_group("template"),
     "batches": {"max_groups": 2, "max_tokens": 100, "min_policy_version": 0, "lease_seconds": 600},
     "ack": {},
