@@ -113,7 +113,7 @@ def run_titan(args) -> dict:
     from torchtitan.tools.utils import get_peak_flops
     from torchtitan.train import Trainer
 
-    from trainer.model import SHAPES, attention_flops
+    from trainer.model import SHAPES, ModelSpec, attention_flops
     from trainer.train import load_tokenizer
 
     vocab = len(load_tokenizer(args.tokenizer))
@@ -171,8 +171,8 @@ def run_titan(args) -> dict:
     useful = int(lengths[args.warmup:args.steps].sum())
     seq = args.seq_len
     peak = get_peak_flops(torch.cuda.get_device_name())
-    full = seq * matmul + attention_flops(model_args, seq * seq)  # per row
-    causal = seq * matmul + attention_flops(model_args, seq * (seq + 1) // 2)
+    full = seq * matmul + attention_flops(ModelSpec(model_args, False, {}), seq * seq)  # per row
+    causal = seq * matmul + attention_flops(ModelSpec(model_args, False, {}), seq * (seq + 1) // 2)
     result = {"variant": "titan: padded rows, causal SDPA", "tokens_per_s": rows * seq / seconds,
               "useful_tokens_per_s": useful / seconds, "mfu": rows * full / seconds / peak,
               "mfu_attention_computed": rows * causal / seconds / peak, "step_seconds": seconds / rows,

@@ -158,6 +158,85 @@ def test_unsupported_checkpoints_are_refused_with_the_field(tmp_path):
         ModelSpec.from_checkpoint(tmp_path, 64)
 
 
+# -- Qwen 3 ---------------------------------------------------------------------------------------------
+def qwen3_checkpoint(path: Path, tokenizer, tied: bool) -> Path:
+    """A tiny random Qwen 3 written by transformers (head_dim 32 with hidden 64 and 4 heads: not dim / heads)."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(3)
+    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=512,
+                         rope_theta=10000.0, tie_word_embeddings=tied, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    Qwen3ForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_qwen3_loads_computes_as_transformers_packs_and_exports(tmp_path, tokenizer, tied):
+    from transformers import AutoModelForCausalLM
+
+    checkpoint = qwen3_checkpoint(tmp_path / "qwen3", tokenizer, tied)
+    spec = ModelSpec.from_checkpoint(checkpoint, 256)
+    assert spec.family == "qwen3" and spec.tied == tied and spec.head_dim == 32
+    model = build_model(spec, "sdpa")
+    materialize(model, torch.device("cpu"), spec.tied, init=False)
+    load_hf_weights(model, spec, checkpoint)
+    model.eval()
+    ids = torch.tensor([tokenizer.encode("Qwen 3 normalises queries and keys per head.")])
+    hf = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
+    with torch.no_grad():
+        ours = model(ids, attention_masks=attention_mask(torch.zeros_like(ids), "sdpa"),
+                     positions=torch.arange(ids.shape[1])[None])
+        torch.testing.assert_close(ours, hf(ids).logits, atol=1e-4, rtol=1e-4)
+    docs = documents(tokenizer)
+    for alone, packed in zip(per_document_logits(model, docs, 256), packed_logits(model, docs, 256, "sdpa")):
+        torch.testing.assert_close(packed, alone, atol=2e-5, rtol=1e-5)
+
+    export_hf(model, spec, tmp_path / "out", tokenizer)
+    assert ("lm_head.weight" in load_file(tmp_path / "out" / "model.safetensors")) != tied
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["model_type"] == "qwen3"
+    again = AutoModelForCausalLM.from_pretrained(tmp_path / "out", dtype=torch.float32).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids).logits, ours, atol=1e-4, rtol=1e-4)
+
+
+def test_qwen3_flex_forward_on_cpu_matches_the_sdpa_mask(tmp_path, tokenizer, monkeypatch):
+    from torch.nn.attention.flex_attention import flex_attention
+    from torchtitan.models.attention import FlexAttentionWrapper
+
+    monkeypatch.setattr(FlexAttentionWrapper, "_compiled_flex_attn", flex_attention)  # eager: the CPU reference
+    checkpoint = qwen3_checkpoint(tmp_path / "qwen3", tokenizer, tied=True)
+    spec = ModelSpec.from_checkpoint(checkpoint, 256)
+    sdpa, flex = build_model(spec, "sdpa"), build_model(spec, "flex")
+    for model in (sdpa, flex):
+        materialize(model, torch.device("cpu"), spec.tied, init=False)
+        load_hf_weights(model, spec, checkpoint)
+    docs = documents(tokenizer)
+    for a, b in zip(packed_logits(flex.eval(), docs, 256, "flex"), per_document_logits(sdpa.eval(), docs, 256)):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-5)
+
+
+def test_qwen3_trains_and_refuses_what_it_cannot_express(tmp_path, tokenizer):
+    checkpoint = qwen3_checkpoint(tmp_path / "qwen3", tokenizer, tied=True)
+    run = write_run(tmp_path / "run", 24)
+    result = train(config(tmp_path, run, checkpoint, steps=4, model={"checkpoint": checkpoint}), echo=False)
+    assert result.losses[-1] < result.losses[0], result.losses
+    assert json.loads((result.hf_dir / "config.json").read_text())["model_type"] == "qwen3"
+    base = json.loads((checkpoint / "config.json").read_text())
+    for change, field in (({"use_sliding_window": True}, "use_sliding_window=True"),
+                          ({"attention_bias": True}, "attention_bias=True"),
+                          ({"rope_parameters": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e6}},
+                           "rope type 'yarn'"),
+                          ({"rope_parameters": None, "rope_scaling": {"type": "dynamic", "factor": 2.0}},
+                           "rope type 'dynamic'")):
+        (tmp_path / "bad").mkdir(exist_ok=True)
+        (tmp_path / "bad" / "config.json").write_text(json.dumps({**base, **change}))
+        with pytest.raises(ValueError, match=field):
+            ModelSpec.from_checkpoint(tmp_path / "bad", 64)
+
+
 def test_training_lowers_the_loss_and_exports(tmp_path, tokenizer):
     run = write_run(tmp_path / "run", 24)
     result = train(config(tmp_path, run, SMOL, tensorboard=True), echo=False)

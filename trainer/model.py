@@ -1,11 +1,12 @@
-"""The model: torchtitan's Llama 3 Transformer, sized from a Hugging Face config or a named shape, parallelized
-with torchtitan's functions, and loaded from / exported to Hugging Face safetensors through torchtitan's
-state-dict adapter.
+"""The model: torchtitan's Llama 3 or Qwen 3 (dense) Transformer, sized from a Hugging Face config or a named
+shape, parallelized with torchtitan's functions, and loaded from / exported to Hugging Face safetensors
+through torchtitan's state-dict adapters.
 
 Packed rows reach the model as `model(tokens, attention_masks=mask, positions=positions)`: torchtitan's
-Llama 3 already takes a Flex BlockMask and per-token positions. On the CPU its attention modules are
-replaced by `DenseMaskAttention`, the same projections and rotary embedding followed by scaled-dot-product
-attention with an explicit boolean mask (Flex has no CPU backward).
+models already take a Flex BlockMask and per-token positions. On the CPU their attention modules are
+replaced by `DenseMaskAttention` / `DenseMaskQwen3Attention`, the same projections (and Qwen 3's q/k norms)
+and rotary embedding followed by scaled-dot-product attention with an explicit boolean mask (Flex has no
+CPU backward).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from torchtitan.models.llama3 import Transformer, TransformerModelArgs
 from torchtitan.models.llama3.model.args import RoPEScalingArgs
 from torchtitan.models.llama3.model.model import Attention, apply_rotary_emb, precompute_freqs_cis
 from torchtitan.models.llama3.model.state_dict_adapter import Llama3StateDictAdapter
+from torchtitan.models.qwen3 import Qwen3Model, Qwen3ModelArgs, Qwen3StateDictAdapter
+from torchtitan.models.qwen3.model.model import Attention as Qwen3Attention
+from torchtitan.models.qwen3.model.model import apply_rotary_emb as qwen3_rotary
 
 # Named shapes for random initialisation (benchmarks, tests): torchtitan arguments, vocab_size None for the
 # tokenizer's, and whether the output layer shares the embedding's weight.
@@ -52,12 +56,34 @@ class DenseMaskAttention(Attention):
         return self.wo(out.transpose(1, 2).reshape(rows, seq_len, -1))
 
 
-class ModelSpec:
-    """What to build: torchtitan model arguments, whether the output layer shares the embedding's weight, and
-    the Hugging Face config.json that describes it (for export)."""
+class DenseMaskQwen3Attention(Qwen3Attention):
+    """torchtitan's Qwen 3 attention (q/k RMSNorm per head), taking an explicit boolean mask (the CPU path)."""
 
-    def __init__(self, args: TransformerModelArgs, tied: bool, hf_config: dict[str, Any]):
+    def forward(self, x: torch.Tensor, rope_cache: torch.Tensor, attention_masks: torch.Tensor,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        rows, seq_len, _ = x.shape
+        q = self.wq(x).view(rows, seq_len, -1, self.head_dim)
+        k = self.wk(x).view(rows, seq_len, -1, self.head_dim)
+        v = self.wv(x).view(rows, seq_len, -1, self.head_dim)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = qwen3_rotary(q, k, rope_cache, positions)
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                             attn_mask=attention_masks, scale=self.scaling, enable_gqa=self.enable_gqa)
+        return self.wo(out.transpose(1, 2).reshape(rows, seq_len, -1))
+
+
+class ModelSpec:
+    """What to build: the model family ("llama3" or "qwen3"), its torchtitan arguments, whether the output
+    layer shares the embedding's weight, and the Hugging Face config.json that describes it (for export)."""
+
+    def __init__(self, args: TransformerModelArgs | Qwen3ModelArgs, tied: bool, hf_config: dict[str, Any]):
         self.args, self.tied, self.hf_config = args, tied, hf_config
+        self.family = "qwen3" if isinstance(args, Qwen3ModelArgs) else "llama3"
+
+    @property
+    def head_dim(self) -> int:
+        return self.args.head_dim if self.family == "qwen3" else self.args.dim // self.args.n_heads
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Path, seq_len: int) -> ModelSpec:
@@ -66,7 +92,10 @@ class ModelSpec:
             config = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"model.checkpoint: cannot read {path}: {exc}") from exc
-        return cls(args_from_hf_config(config, seq_len), bool(config.get("tie_word_embeddings", False)), config)
+        tied = bool(config.get("tie_word_embeddings", False))
+        if config.get("model_type") == "qwen3":
+            return cls(qwen3_args_from_hf_config(config, seq_len, tied), tied, config)
+        return cls(args_from_hf_config(config, seq_len), tied, config)
 
     @classmethod
     def from_shape(cls, shape: str, seq_len: int, vocab_size: int) -> ModelSpec:
@@ -82,10 +111,9 @@ def args_from_hf_config(config: dict[str, Any], seq_len: int) -> TransformerMode
     """torchtitan Llama 3 arguments for a Hugging Face Llama config; anything torchtitan's model cannot
     express is refused with the name of the config field."""
     if config.get("model_type") != "llama":
-        raise ValueError(f"model.checkpoint: model_type {config.get('model_type')!r} is not supported (only 'llama')")
-    for key, expected in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False)):
-        if config.get(key, expected) != expected:
-            raise ValueError(f"model.checkpoint: config.json {key}={config[key]!r} is not supported (needs {expected!r})")
+        raise ValueError(f"model.checkpoint: model_type {config.get('model_type')!r} is not supported "
+                         "('llama' or 'qwen3')")
+    _refuse_unsupported(config, (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False)))
     dim, heads = config["hidden_size"], config["num_attention_heads"]
     if config.get("head_dim", dim // heads) * heads != dim:
         raise ValueError("model.checkpoint: config.json head_dim * num_attention_heads must equal hidden_size")
@@ -109,6 +137,27 @@ def args_from_hf_config(config: dict[str, Any], seq_len: int) -> TransformerMode
         rope_theta=float(rope.get("rope_theta", 10000.0)), rope_scaling_args=scaling, max_seq_len=seq_len)
 
 
+def qwen3_args_from_hf_config(config: dict[str, Any], seq_len: int, tied: bool) -> Qwen3ModelArgs:
+    """torchtitan Qwen 3 (dense) arguments for a Hugging Face Qwen3 config, refusing what it cannot express."""
+    _refuse_unsupported(config, (("hidden_act", "silu"), ("attention_bias", False), ("use_sliding_window", False)))
+    rope = config.get("rope_parameters") or {**(config.get("rope_scaling") or {}), "rope_theta": config.get("rope_theta", 1e6)}
+    if rope.get("rope_type", rope.get("type", "default")) != "default":
+        raise ValueError(f"model.checkpoint: rope type {rope.get('rope_type', rope.get('type'))!r} is not supported "
+                         "for qwen3 ('default')")
+    dim, heads = config["hidden_size"], config["num_attention_heads"]
+    return Qwen3ModelArgs(
+        dim=dim, n_layers=config["num_hidden_layers"], n_heads=heads, n_kv_heads=config.get("num_key_value_heads", heads),
+        vocab_size=config["vocab_size"], head_dim=config.get("head_dim") or dim // heads,
+        hidden_dim=config["intermediate_size"], norm_eps=config.get("rms_norm_eps", 1e-6),
+        rope_theta=float(rope.get("rope_theta", 1e6)), qk_norm=True, max_seq_len=seq_len, enable_weight_tying=tied)
+
+
+def _refuse_unsupported(config: dict[str, Any], expected: tuple[tuple[str, Any], ...]) -> None:
+    for key, value in expected:
+        if config.get(key, value) != value:
+            raise ValueError(f"model.checkpoint: config.json {key}={config[key]!r} is not supported (needs {value!r})")
+
+
 def hf_config_from_args(args: TransformerModelArgs, tied: bool) -> dict[str, Any]:
     """A Hugging Face LlamaConfig (as a dict) for a model built from torchtitan arguments."""
     hidden = args.multiple_of * math.ceil(int((args.ffn_dim_multiplier or 1.0) * int(8 * args.dim / 3)) / args.multiple_of)
@@ -123,23 +172,24 @@ def hf_config_from_args(args: TransformerModelArgs, tied: bool) -> dict[str, Any
     }
 
 
-def build_model(spec: ModelSpec, attention: str, dtype: torch.dtype = torch.float32) -> Transformer:
+def build_model(spec: ModelSpec, attention: str, dtype: torch.dtype = torch.float32) -> nn.Module:
     """The model on the meta device (materialize() gives it storage), with "flex" or "sdpa" attention and
     parameters of `dtype`."""
     from torchtitan.tools.utils import set_default_dtype
 
     args = replace(spec.args, attn_type="flex" if attention == "flex" else "sdpa", attn_mask_type="block_causal")
+    qwen3 = spec.family == "qwen3"
     with torch.device("meta"), set_default_dtype(dtype):
-        model = Transformer(args)
+        model = Qwen3Model(args) if qwen3 else Transformer(args)
         if attention == "sdpa":
             for block in model.layers.values():
-                block.attention = DenseMaskAttention(args)
+                block.attention = DenseMaskQwen3Attention(args) if qwen3 else DenseMaskAttention(args)
         if spec.tied:
             model.output.weight = model.tok_embeddings.weight
     return model
 
 
-def parallelize(model: Transformer, spec: ModelSpec, *, dp_mesh: DeviceMesh | None, tp_mesh: DeviceMesh | None,
+def parallelize(model: nn.Module, spec: ModelSpec, *, dp_mesh: DeviceMesh | None, tp_mesh: DeviceMesh | None,
                 compile: bool, activation_checkpointing: str, param_dtype: torch.dtype) -> None:
     """torchtitan's Llama 3 parallelisms, in its order: tensor parallel, activation checkpointing, per-block
     torch.compile, then FSDP2 over the data-parallel ranks (bf16 compute, fp32 gradient reduction)."""
@@ -152,7 +202,13 @@ def parallelize(model: Transformer, spec: ModelSpec, *, dp_mesh: DeviceMesh | No
         if spec.tied:
             raise ValueError("tensor_parallel > 1 needs an untied output layer (the embedding is split by rows, "
                              "the output layer by columns); this checkpoint ties them")
-        apply_tp(model, tp_mesh, loss_parallel=False, enable_float8_tensorwise_tp=False)
+        if spec.family == "qwen3":
+            from torchtitan.models.qwen3.infra.parallelize import apply_non_moe_tp
+
+            apply_non_moe_tp(model, tp_mesh, loss_parallel=False, enable_float8_tensorwise_tp=False,
+                             enable_async_tp=False, cp_enabled=False)
+        else:
+            apply_tp(model, tp_mesh, loss_parallel=False, enable_float8_tensorwise_tp=False)
     if activation_checkpointing != "none":
         apply_ac(model, ActivationCheckpoint(mode=activation_checkpointing), model_compile_enabled=compile,
                  op_sac_save_list=_op_sac_save_list)
@@ -176,7 +232,7 @@ def parallelize(model: Transformer, spec: ModelSpec, *, dp_mesh: DeviceMesh | No
                 module.set_force_sum_reduction_for_comms(True)
 
 
-def materialize(model: Transformer, device: torch.device, tied: bool, *, init: bool) -> None:
+def materialize(model: nn.Module, device: torch.device, tied: bool, *, init: bool) -> None:
     """Allocate the (possibly sharded) parameters on `device`; with `init`, give them torchtitan's initial
     values (skip it when a checkpoint's weights come next: it takes seconds on a CPU)."""
     model.to_empty(device=device)
@@ -185,14 +241,22 @@ def materialize(model: Transformer, device: torch.device, tied: bool, *, init: b
     with torch.no_grad():
         if init:
             model.init_weights(buffer_device=device)
-        else:  # only the rotary table, a buffer no checkpoint holds
+        elif isinstance(model, Qwen3Model):  # only the rotary table, a buffer no checkpoint holds
+            model.rope_cache = model._precompute_rope_cache().to(device)
+        else:
             args = model.model_args
             model.freqs_cis = precompute_freqs_cis(args.dim // args.n_heads, args.max_seq_len, args.rope_theta,
                                                    args.rope_scaling_args).to(device)
 
 
+def hf_adapter(spec: ModelSpec) -> Llama3StateDictAdapter | Qwen3StateDictAdapter:
+    """torchtitan's mapping between its state dict and Hugging Face's, for the spec's family."""
+    return Qwen3StateDictAdapter(spec.args, None) if spec.family == "qwen3" else HFAdapter(spec)
+
+
 class HFAdapter(Llama3StateDictAdapter):
-    """torchtitan's Llama 3 <-> Hugging Face mapping, plus tied embeddings (no lm_head.weight in the file)."""
+    """torchtitan's Llama 3 <-> Hugging Face mapping, plus tied embeddings (no lm_head.weight in the file).
+    (Its Qwen 3 adapter handles tied embeddings itself.)"""
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec.args, None)
@@ -221,9 +285,9 @@ def load_hf_weights(model: nn.Module, spec: ModelSpec, checkpoint: Path) -> None
         raise ValueError(f"model.checkpoint: no *.safetensors file in {checkpoint}")
     hf_state = {k: v for f in files for k, v in load_file(f).items()}
     try:
-        state = HFAdapter(spec).from_hf(hf_state)
+        state = hf_adapter(spec).from_hf(hf_state)
     except KeyError as exc:
-        raise ValueError(f"model.checkpoint: unexpected weight {exc.args[0]!r} for a Llama model") from exc
+        raise ValueError(f"model.checkpoint: unexpected weight {exc.args[0]!r} for a {spec.family} model") from exc
     if missing := get_model_state_dict(model).keys() - state.keys():
         raise ValueError(f"model.checkpoint: {checkpoint} lacks weights for {sorted(missing)[:5]}")
     set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=True))
@@ -239,7 +303,7 @@ def export_hf(model: nn.Module, spec: ModelSpec, out_dir: Path, tokenizer: Any, 
     state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if not write:
         return
-    hf_state = {k: v.contiguous() for k, v in HFAdapter(spec).to_hf(state).items()}
+    hf_state = {k: v.contiguous() for k, v in hf_adapter(spec).to_hf(state).items()}
     dtype = next(iter(hf_state.values())).dtype
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -259,7 +323,7 @@ def matmul_flops_per_token(model: nn.Module) -> int:
     return 6 * params
 
 
-def attention_flops(args: TransformerModelArgs, pairs: int) -> int:
+def attention_flops(spec: ModelSpec, pairs: int) -> int:
     """Forward + backward FLOPs of attention over `pairs` (query, key) pairs: QK^T and PV, 2 FLOPs per
     multiply-add, x3 for the backward."""
-    return 12 * args.n_layers * args.n_heads * (args.dim // args.n_heads) * pairs
+    return 12 * spec.args.n_layers * spec.args.n_heads * spec.head_dim * pairs

@@ -290,8 +290,8 @@ def _metrics(work: Work, loss: float, grad_norm: float, lr: float, seconds: floa
          "efficiency": useful / tokens, "step_seconds": seconds}
     if peak:
         seq_len = spec.args.max_seq_len
-        full = attention_flops(spec.args, work.rows * seq_len * seq_len)  # torchtitan: every (query, key) pair
-        computed = attention_flops(spec.args, work.pairs)
+        full = attention_flops(spec, work.rows * seq_len * seq_len)  # torchtitan: every (query, key) pair
+        computed = attention_flops(spec, work.pairs)
         gpu_seconds = seconds * world / dp_world  # each rank computes its micro-batches (TP ranks share theirs)
         m["mfu"] = (work.tokens * matmul + full) / (gpu_seconds * peak)
         m["mfu_attention_computed"] = (work.tokens * matmul + computed) / (gpu_seconds * peak)
