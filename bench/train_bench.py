@@ -2,6 +2,7 @@
 
     python bench/train_bench.py pack [--samples 1000000] [--seq-len 16384]
     python bench/train_bench.py gpu --tokenizer DIR [--shape llama3-1b] [--seq-len 16384] [--steps 12] [--warmup 4]
+    python bench/train_bench.py ours --tokenizer DIR --checkpoint HF_DIR   (our trainer alone, e.g. on a Qwen 3)
 
 `gpu` runs two variants on the same model (torchtitan's Llama 3 at the Llama-3.2-1B shape, random weights,
 bf16 parameters, fused AdamW, each transformer block and the loss compiled), each in a process of its own:
@@ -83,7 +84,8 @@ def run_ours(args) -> dict:
                    work / "data.parquet")
     config = TrainConfig.model_validate({
         "out_dir": work / "out", "steps": args.steps, "dtype": "bfloat16", "checkpoint_every": 0, "export_hf": False,
-        "tensorboard": False, "model": {"shape": args.shape, "tokenizer": args.tokenizer, "compile": not args.no_compile},
+        "tensorboard": False, "model": {**({"checkpoint": args.checkpoint} if args.checkpoint else {"shape": args.shape}),
+                                        "tokenizer": args.tokenizer, "compile": not args.no_compile},
         "data": {"paths": [work / "data.parquet"], "seq_len": args.seq_len},
         "optim": {"lr": 1e-5, "warmup_steps": 2}})
     result = train(config)
@@ -211,6 +213,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--warmup", type=int, default=4)
     p.add_argument("--no-compile", action="store_true", help="eager (a quick check on the CPU)")
+    p.add_argument("--checkpoint", type=Path, help="`ours` only: a Hugging Face checkpoint (Llama 3 or Qwen 3) "
+                                                   "instead of --shape")
     args = p.parse_args()
     if args.mode == "pack":
         r = bench_pack(args.samples, args.seq_len)
