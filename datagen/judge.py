@@ -14,8 +14,8 @@ import re
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import jinja2
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .nodes import Node, NodeFailed, render, template

@@ -120,7 +120,7 @@ class EnvService:
         return scores  # type: ignore[return-value]
 
     async def _run_chunk(self, cls: type[Env], name: str, items: list[tuple[Task, Completion]],
-                            timeout: float) -> list[Score]:
+                         timeout: float) -> list[Score]:
         """One chunk on one worker process. The timeout counts from when a worker is free to take the chunk,
         not while it queues behind other requests' chunks."""
         async with self._free_workers:

@@ -41,19 +41,27 @@ SHAPES: dict[str, tuple[dict[str, Any], bool]] = {
 NO_ROPE_SCALING = RoPEScalingArgs(scaling_factor=1.0)  # torchtitan's Llama 3.1 scaling with factor 1 is the identity
 
 
+def _masked_attention(attention: nn.Module, x: torch.Tensor, mask: torch.Tensor, rotate: Any,
+                      norms: tuple[nn.Module, nn.Module] | None = None, scale: float | None = None) -> torch.Tensor:
+    """An attention module's projections (and per-head q/k norms), rotary embedding by `rotate(q, k)`, then
+    scaled-dot-product attention with an explicit boolean mask [rows, 1, seq, seq] and the output projection."""
+    rows, seq_len, _ = x.shape
+    q, k, v = (w(x).view(rows, seq_len, -1, attention.head_dim) for w in (attention.wq, attention.wk, attention.wv))
+    if norms is not None:
+        q, k = norms[0](q), norms[1](k)
+    q, k = rotate(q, k)
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask,
+                                         scale=scale, enable_gqa=attention.enable_gqa)
+    return attention.wo(out.transpose(1, 2).reshape(rows, seq_len, -1))
+
+
 class DenseMaskAttention(Attention):
-    """torchtitan's Llama 3 attention, taking an explicit boolean mask [rows, 1, seq, seq] (the CPU path)."""
+    """torchtitan's Llama 3 attention, taking an explicit boolean mask (the CPU path)."""
 
     def forward(self, x: torch.Tensor, freqs_cis: torch.Tensor, attention_masks: torch.Tensor,
                 positions: torch.Tensor | None = None) -> torch.Tensor:
-        rows, seq_len, _ = x.shape
-        q = self.wq(x).view(rows, seq_len, -1, self.head_dim)
-        k = self.wk(x).view(rows, seq_len, -1, self.head_dim)
-        v = self.wv(x).view(rows, seq_len, -1, self.head_dim)
-        q, k = apply_rotary_emb(q, k, freqs_cis=freqs_cis, positions=positions)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                             attn_mask=attention_masks, enable_gqa=self.enable_gqa)
-        return self.wo(out.transpose(1, 2).reshape(rows, seq_len, -1))
+        return _masked_attention(self, x, attention_masks,
+                                 lambda q, k: apply_rotary_emb(q, k, freqs_cis=freqs_cis, positions=positions))
 
 
 class DenseMaskQwen3Attention(Qwen3Attention):
@@ -61,16 +69,9 @@ class DenseMaskQwen3Attention(Qwen3Attention):
 
     def forward(self, x: torch.Tensor, rope_cache: torch.Tensor, attention_masks: torch.Tensor,
                 positions: torch.Tensor | None = None) -> torch.Tensor:
-        rows, seq_len, _ = x.shape
-        q = self.wq(x).view(rows, seq_len, -1, self.head_dim)
-        k = self.wk(x).view(rows, seq_len, -1, self.head_dim)
-        v = self.wv(x).view(rows, seq_len, -1, self.head_dim)
-        if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = qwen3_rotary(q, k, rope_cache, positions)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                             attn_mask=attention_masks, scale=self.scaling, enable_gqa=self.enable_gqa)
-        return self.wo(out.transpose(1, 2).reshape(rows, seq_len, -1))
+        norms = (self.q_norm, self.k_norm) if self.q_norm is not None else None
+        return _masked_attention(self, x, attention_masks, lambda q, k: qwen3_rotary(q, k, rope_cache, positions),
+                                 norms, self.scaling)
 
 
 class ModelSpec:
