@@ -178,9 +178,8 @@ def _rare_collections() -> Iterator[None]:
 
 
 async def _in_lanes(work: Callable[..., Awaitable[None]], items: list[tuple[Any, ...]], lanes: int) -> None:
-    """`work(*item)` for every item, `lanes` at a time. Fixed lanes pulling from one iterator, rather than a
-    task per item behind a semaphore: Python 3.11's Semaphore scans every waiter on each acquire, which made
-    a run quadratic in its number of walks."""
+    """`work(*item)` for every item, `lanes` at a time: fixed lanes pulling from one iterator, so a share of a
+    million walks holds `lanes` coroutines, not a task and a semaphore waiter per walk from the start."""
     queue = iter(items)
 
     async def lane() -> None:
