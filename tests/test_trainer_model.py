@@ -264,12 +264,16 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, tokenizer):
 
 
 @pytest.mark.slow
-def test_two_ranks_with_fsdp_equal_one(tmp_path, tokenizer):
+@pytest.mark.parametrize("family", ["llama3", "qwen3"])
+def test_two_ranks_with_fsdp_equal_one(tmp_path, tokenizer, family):
     """torchrun with 2 CPU processes (gloo): FSDP2 over a tied model, each rank one row per micro-batch, gives
     the weights one process gets from two rows per micro-batch."""
     run = write_run(tmp_path / "run", 24)
-    spec, model = tiny(tokenizer)
-    export_hf(model, spec, tmp_path / "init", tokenizer)  # both start from these weights (loaded into the shards)
+    if family == "qwen3":
+        qwen3_checkpoint(tmp_path / "init", tokenizer, tied=True)
+    else:
+        spec, model = tiny(tokenizer)
+        export_hf(model, spec, tmp_path / "init", tokenizer)  # both start from these weights (loaded into the shards)
     start = {"checkpoint": tmp_path / "init"}
     single = train(config(tmp_path / "one", run, SMOL, steps=3, model=start), echo=False)
     cfg = config(tmp_path / "two", run, SMOL, steps=3, rows_per_micro_batch=1, model=start)
