@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_rollout)
 
     t = sub.add_parser("train", help="supervised fine-tuning on accepted trajectories (torchtitan; resumable)",
-                       description="Fine-tune a Llama-architecture model on rollout trajectories: assistant-only "
+                       description="Fine-tune a Llama 3 or Qwen 3 model on rollout trajectories: assistant-only "
                                    "labels, First-Fit-Decreasing packing with document masks, AdamW with warmup and "
                                    "cosine decay, DCP checkpoints (a rerun resumes), a Hugging Face export at the "
                                    "end. Several GPUs: torchrun --nproc_per_node N -m lachesis train CONFIG.toml")

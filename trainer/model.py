@@ -118,8 +118,7 @@ def args_from_hf_config(config: dict[str, Any], seq_len: int) -> TransformerMode
     dim, heads = config["hidden_size"], config["num_attention_heads"]
     if config.get("head_dim", dim // heads) * heads != dim:
         raise ValueError("model.checkpoint: config.json head_dim * num_attention_heads must equal hidden_size")
-    rope = config.get("rope_parameters") or {**(config.get("rope_scaling") or {}), "rope_theta": config.get("rope_theta", 10000.0)}
-    kind = rope.get("rope_type", rope.get("type", "default"))
+    kind, rope = _rope(config, 10000.0)
     if kind == "default":
         scaling = NO_ROPE_SCALING
     elif kind == "llama3":
@@ -141,16 +140,23 @@ def args_from_hf_config(config: dict[str, Any], seq_len: int) -> TransformerMode
 def qwen3_args_from_hf_config(config: dict[str, Any], seq_len: int, tied: bool) -> Qwen3ModelArgs:
     """torchtitan Qwen 3 (dense) arguments for a Hugging Face Qwen3 config, refusing what it cannot express."""
     _refuse_unsupported(config, (("hidden_act", "silu"), ("attention_bias", False), ("use_sliding_window", False)))
-    rope = config.get("rope_parameters") or {**(config.get("rope_scaling") or {}), "rope_theta": config.get("rope_theta", 1e6)}
-    if rope.get("rope_type", rope.get("type", "default")) != "default":
-        raise ValueError(f"model.checkpoint: rope type {rope.get('rope_type', rope.get('type'))!r} is not supported "
-                         "for qwen3 ('default')")
+    kind, rope = _rope(config, 1e6)
+    if kind != "default":
+        raise ValueError(f"model.checkpoint: rope type {kind!r} is not supported for qwen3 ('default')")
     dim, heads = config["hidden_size"], config["num_attention_heads"]
     return Qwen3ModelArgs(
         dim=dim, n_layers=config["num_hidden_layers"], n_heads=heads, n_kv_heads=config.get("num_key_value_heads", heads),
         vocab_size=config["vocab_size"], head_dim=config.get("head_dim") or dim // heads,
         hidden_dim=config["intermediate_size"], norm_eps=config.get("rms_norm_eps", 1e-6),
         rope_theta=float(rope.get("rope_theta", 1e6)), qk_norm=True, max_seq_len=seq_len, enable_weight_tying=tied)
+
+
+def _rope(config: dict[str, Any], default_theta: float) -> tuple[str, dict[str, Any]]:
+    """The RoPE type and parameters of a Hugging Face config, in the newer (`rope_parameters`) or the older
+    (`rope_scaling` and `rope_theta`) layout."""
+    rope = config.get("rope_parameters") or {**(config.get("rope_scaling") or {}),
+                                             "rope_theta": config.get("rope_theta", default_theta)}
+    return rope.get("rope_type", rope.get("type", "default")), rope
 
 
 def _refuse_unsupported(config: dict[str, Any], expected: tuple[tuple[str, Any], ...]) -> None:
@@ -192,7 +198,7 @@ def build_model(spec: ModelSpec, attention: str, dtype: torch.dtype = torch.floa
 
 def parallelize(model: nn.Module, spec: ModelSpec, *, dp_mesh: DeviceMesh | None, tp_mesh: DeviceMesh | None,
                 compile: bool, activation_checkpointing: str, param_dtype: torch.dtype) -> None:
-    """torchtitan's Llama 3 parallelisms, in its order: tensor parallel, activation checkpointing, per-block
+    """torchtitan's parallelisms for the family, in its order: tensor parallel, activation checkpointing, per-block
     torch.compile, then FSDP2 over the data-parallel ranks (bf16 compute, fp32 gradient reduction)."""
     from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
     from torchtitan.config.job_config import ActivationCheckpoint, Compile
